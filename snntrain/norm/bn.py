@@ -1,0 +1,56 @@
+r"""Multi-step batch normalization and the ``none`` placeholder.
+
+``bn``: one BatchNorm over the flattened time and batch axes. For input
+:math:`x \in \mathbb{R}^{T \times B \times C \times \dots}`, per channel :math:`c`,
+
+.. math:: \mu_c = \operatorname{mean}_{t,b,\dots} x, \quad
+          \sigma^2_c = \operatorname{var}_{t,b,\dots} x, \quad
+          y = \gamma_c \frac{x - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c
+
+(Ioffe & Szegedy, ICML 2015, applied to the ``[T*B, C, ...]`` view). Works for 1d
+(``[T, B, C]`` or ``[T, B, C, L]``), 2d and 3d inputs. Equals SpikingJelly's
+``layer.BatchNorm{1,2,3}d(step_mode='m')``.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..errors import check
+from ..registry import register
+
+
+class SeqBatchNorm(_BatchNorm):
+    """BatchNorm over ``[T*B, C, ...]``; the base of ``bn``, ``tdbn`` and ``tebn``."""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        check(eps > 0, "eps", f"must be > 0, got {eps}")
+        check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"{type(self).__name__} expects [T*B, C, ...], got {tuple(x.shape)}")
+
+    def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
+        if x_seq.dim() < 3:
+            raise ValueError(f"{type(self).__name__} expects [T, B, C, ...], got {tuple(x_seq.shape)}")
+        y = super().forward(x_seq.flatten(0, 1))
+        return y.view(x_seq.shape)
+
+
+@register("norm", "bn")
+class BatchNorm(SeqBatchNorm):
+    r"""BatchNorm with statistics over T·B(·spatial) per channel (standard BN on ``[T*B, C, ...]``)."""
+
+
+@register("norm", "none")
+class NoNorm(nn.Identity):
+    """No normalization (identity)."""

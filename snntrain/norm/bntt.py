@@ -1,0 +1,80 @@
+r"""Batch normalization through time (BNTT).
+
+Kim & Panda, "Revisiting Batch Normalization for Training Low-Latency Deep Spiking
+Neural Networks From Scratch", Frontiers in Neuroscience 2021 (arXiv:2010.01729).
+Every time step :math:`t` has its own BN: own statistics, own running averages, own
+scale :math:`\gamma^t_c`, and no shift (the paper and snnTorch's ``BatchNormTT`` set
+``bias = None``):
+
+.. math:: y_t = \gamma^t_c \frac{x_t - \mu^t_c}{\sqrt{(\sigma^t_c)^2 + \epsilon}},
+          \qquad \mu^t_c, \sigma^t_c \text{ over batch (and space) at step } t
+
+Equals T separate ``nn.BatchNorm`` layers (snnTorch's ``BatchNormTT{1,2}d``,
+SpikingJelly's ``BatchNormThroughTime{1,2,3}d``). Computed in one call: moving T into
+the channel axis (``[B, T*C, ...]``) gives each (t, c) pair its own statistics.
+T is fixed at construction; a sequence of another length is an error.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import check
+from ..registry import register
+
+
+@register("norm", "bntt")
+class BatchNormThroughTime(nn.Module):
+    r"""BNTT: one BatchNorm per time step (own statistics and scale), no bias/beta."""
+
+    def __init__(
+        self,
+        num_features: int,
+        T: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        super().__init__()
+        check(T >= 1, "T", f"must be >= 1, got {T}")
+        check(eps > 0, "eps", f"must be > 0, got {eps}")
+        check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
+        self.num_features, self.T, self.eps, self.momentum = int(num_features), int(T), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = nn.Parameter(torch.ones(self.T, self.num_features)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(self.T, self.num_features))
+            self.register_buffer("running_var", torch.ones(self.T, self.num_features))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        if x_seq.dim() < 3 or x_seq.shape[0] != self.T:
+            raise ValueError(
+                f"BNTT was built for T={self.T} time steps but got input of shape {tuple(x_seq.shape)}; "
+                f"build it with the sequence length you run."
+            )
+        T, B, C = x_seq.shape[:3]
+        factor = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch_stats = self.training or not self.track_running_stats
+        x = x_seq.transpose(0, 1).reshape(B, T * C, *x_seq.shape[3:])
+        y = F.batch_norm(
+            x,
+            None if self.running_mean is None else self.running_mean.view(-1),
+            None if self.running_var is None else self.running_var.view(-1),
+            None if self.weight is None else self.weight.view(-1),
+            None,
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
+        return y.view(B, T, C, *x_seq.shape[3:]).transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, T={self.T}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

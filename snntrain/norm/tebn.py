@@ -1,0 +1,50 @@
+r"""Temporal effective batch normalization (TEBN).
+
+Duan et al., "Temporal Effective Batch Normalization in Spiking Neural Networks",
+NeurIPS 2022. Statistics are pooled over time and batch like ``bn``; each time step's
+output then gets its own learnable scale :math:`p_t` (initialised to 1):
+
+.. math:: y_t = p_t \left(\gamma_c \frac{x_t - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c\right)
+
+Equals SpikingJelly's ``TemporalEffectiveBatchNorm{1,2,3}d`` (its ``scale`` is our
+``scale``). T is fixed at construction; a sequence of another length is an error.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import check
+from ..registry import register
+from .bn import SeqBatchNorm
+
+
+@register("norm", "tebn")
+class TemporalEffectiveBatchNorm(SeqBatchNorm):
+    r"""TEBN: statistics over T·B per channel, then a learnable scale per time step."""
+
+    def __init__(
+        self,
+        num_features: int,
+        T: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        check(T >= 1, "T", f"must be >= 1, got {T}")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.T = int(T)
+        self.scale = nn.Parameter(torch.ones(self.T))
+
+    def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
+        if x_seq.dim() < 3 or x_seq.shape[0] != self.T:
+            raise ValueError(
+                f"TEBN was built for T={self.T} time steps but got input of shape {tuple(x_seq.shape)}; "
+                f"build it with the sequence length you run."
+            )
+        y = super().forward(x_seq)
+        return y * self.scale.view(-1, *([1] * (y.dim() - 1)))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", T={self.T}"

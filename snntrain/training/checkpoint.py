@@ -1,0 +1,59 @@
+"""Checkpoints: a plain dict saved atomically, loaded with clear errors.
+
+Contents: ``model``, ``optimizer``, ``scheduler`` (state dicts of the unwrapped
+modules), ``epoch`` (epochs completed), ``best_test_acc``, ``history`` (one record
+per epoch), ``config`` (the resolved config as plain containers), ``rng`` (torch's CPU
+generator state, so a resumed run draws the same random numbers), ``version``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+def save(payload: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file and rename it, so a crash never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def resolve(resume: str) -> Path:
+    """A run directory (uses its ``checkpoints/last.pt``) or a checkpoint file."""
+    p = Path(resume).expanduser()
+    if p.is_dir():
+        p = p / "checkpoints" / LAST
+    if not p.is_file():
+        raise ConfigError(
+            f"resume: no checkpoint at {p}. Pass a run directory that holds checkpoints/{LAST} "
+            f"(e.g. resume=outputs/2026-01-01/12-00-00) or a .pt file written by snntrain."
+        )
+    return p.resolve()
+
+
+def load(resume: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = resolve(resume)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, not a torch file, foreign pickle...
+        raise ConfigError(
+            f"resume: {path} is not a readable snntrain checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}). Point resume= at another run's "
+            f"checkpoints/{LAST} or {BEST}."
+        ) from None
+    missing = {"model", "optimizer", "scheduler", "epoch", "config", "rng"} - set(ckpt if isinstance(ckpt, dict) else ())
+    if missing:
+        raise ConfigError(
+            f"resume: {path} lacks {', '.join(sorted(missing))}; it was not written by snntrain's trainer. "
+            f"Point resume= at a run directory made by `snntrain`."
+        )
+    ckpt["path"] = str(path)
+    return ckpt

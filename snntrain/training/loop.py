@@ -1,0 +1,167 @@
+"""The training loop: BPTT over T, evaluation every epoch, TensorBoard logs, checkpoints.
+
+``train(cfg, run_dir)`` is a plain function; the ``snntrain`` command is a thin Hydra
+wrapper around it. ``setup(cfg)`` builds every component from the config without
+training (tests use it to instantiate every config file).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..errors import ConfigError
+from ..models import make_factories
+from ..registry import build
+from . import checkpoint
+from .config import check_resumable, resolve_device, validate
+from .monitor import FiringRates
+from .progress import EpochProgress
+
+log = logging.getLogger("snntrain")
+
+
+def _args(section: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k != "name"}
+
+
+def as_dict(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)  # type: ignore[return-value]
+
+
+def setup(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Validate ``cfg`` and build data, model, encoder, loss, optimizer and scheduler."""
+    cfg = as_dict(cfg)
+    validate(cfg)
+    T = cfg["T"]
+    data = build("dataset", cfg["dataset"]["name"], **_args(cfg["dataset"]))
+    neuron, norm = make_factories(cfg["neuron"], cfg["surrogate"], cfg["norm"], T)
+    ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": T, "neuron": neuron, "norm": norm}
+    model = build("model", cfg["model"]["name"], context=ctx, **_args(cfg["model"])).to(device)
+    encoder = build("encoder", cfg["encoder"]["name"], context={"T": T}, **_args(cfg["encoder"]))
+    loss_fn = build("loss", cfg["loss"]["name"], **_args(cfg["loss"]))
+    optimizer = build("optimizer", cfg["optimizer"]["name"], context={"params": model.parameters()}, **_args(cfg["optimizer"]))
+    scheduler = build(
+        "scheduler", cfg["scheduler"]["name"], context={"optimizer": optimizer, "epochs": cfg["trainer"]["epochs"]},
+        **_args(cfg["scheduler"]),
+    )
+    return dict(cfg=cfg, data=data, model=model, encoder=encoder, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler)
+
+
+@torch.no_grad()
+def evaluate(model, loader, encoder, loss_fn, device) -> dict[str, Any]:
+    """Test loss, accuracy and per-layer firing rates (model in eval mode)."""
+    model.eval()
+    loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    with FiringRates(model) as monitor:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(encoder(x))
+            loss_sum += loss_fn(out, y) * len(y)
+            correct += (out.mean(0).argmax(1) == y).sum()
+            n += len(y)
+    return {"loss": float(loss_sum) / n, "acc": float(correct) / n, "firing_rates": monitor.rates()}
+
+
+def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """Train as ``cfg`` says, writing TensorBoard logs, checkpoints and metrics.json to ``run_dir``."""
+    cfg = as_dict(cfg)
+    validate(cfg)
+    run_dir, tc = Path(run_dir), cfg["trainer"]
+    ckpt_dir = run_dir / "checkpoints"
+    resumed = checkpoint.load(cfg["resume"]) if cfg.get("resume") else None
+    if (ckpt_dir / checkpoint.LAST).exists() and not (resumed and Path(resumed["path"]).parent == ckpt_dir.resolve()):
+        raise ConfigError(
+            f"run directory {run_dir} already holds checkpoints of an earlier run; they are left as they are. "
+            f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={run_dir}."
+        )
+    torch.manual_seed(cfg["seed"])
+    device = resolve_device(cfg["device"])
+    parts = setup(cfg, device)
+    model, encoder, loss_fn, opt, sched = (parts[k] for k in ("model", "encoder", "loss_fn", "optimizer", "scheduler"))
+    start_epoch, best_acc, history = 0, 0.0, []
+    if resumed:
+        check_resumable(resumed["config"], cfg, resumed["path"])
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        torch.set_rng_state(resumed["rng"].cpu())
+        start_epoch, best_acc, history = resumed["epoch"], resumed["best_test_acc"], resumed["history"]
+        log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
+
+    order = torch.Generator()
+    train_loader = DataLoader(parts["data"].train, tc["batch_size"], shuffle=True, generator=order,
+                              num_workers=tc["num_workers"], pin_memory=device.type == "cuda")
+    test_loader = DataLoader(parts["data"].test, tc["eval_batch_size"], num_workers=tc["num_workers"])
+    n_batches = len(train_loader) if tc["limit_batches"] is None else min(tc["limit_batches"], len(train_loader))
+    from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only needed here
+
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", start_epoch)
+    t_start, record = time.perf_counter(), history[-1] if history else {}
+    for epoch in range(start_epoch, tc["epochs"]):
+        # ---- train one epoch (BPTT through all T steps) ----
+        model.train()
+        order.manual_seed(cfg["seed"] * 1_000_003 + epoch)  # same batches for the same (seed, epoch)
+        loss_sum, correct, n, t0 = torch.zeros((), device=device), torch.zeros((), device=device), 0, time.perf_counter()
+        with EpochProgress(f"epoch {epoch + 1}/{tc['epochs']}", n_batches, enabled=tc["progress"]) as bar:
+            for i, (x, y) in enumerate(train_loader):
+                if i == n_batches:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                out = model(encoder(x))  # [T, B, classes]
+                loss = loss_fn(out, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (out.detach().mean(0).argmax(1) == y).sum()
+                n += len(y)
+                bar.advance(lambda: f"loss {float(loss_sum) / n:.4f} acc {float(correct) / n:.4f}")
+        train_s = time.perf_counter() - t0
+        # ---- evaluate, log, checkpoint ----
+        test = evaluate(model, test_loader, encoder, loss_fn, device)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        best_acc = max(best_acc, test["acc"])
+        record = {
+            "epoch": epoch + 1, "train_loss": float(loss_sum) / n, "train_acc": float(correct) / n,
+            "test_loss": test["loss"], "test_acc": test["acc"], "best_test_acc": best_acc, "lr": lr,
+            "samples_per_s": n / train_s, "firing_rates": test["firing_rates"],
+        }
+        history.append(record)
+        for key in ("train/loss", "train/acc", "test/loss", "test/acc"):
+            writer.add_scalar(key, record[key.replace("/", "_")], epoch + 1)
+        writer.add_scalar("lr", lr, epoch + 1)
+        writer.add_scalar("train/samples_per_s", record["samples_per_s"], epoch + 1)
+        for layer, rate in test["firing_rates"].items():
+            writer.add_scalar(f"firing_rate/{layer}", rate, epoch + 1)
+        writer.flush()
+        state = {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch + 1, "best_test_acc": best_acc, "history": history, "config": cfg,
+            "rng": torch.get_rng_state(), "version": __version__,
+        }
+        checkpoint.save(state, ckpt_dir / checkpoint.LAST)
+        if test["acc"] >= best_acc:
+            checkpoint.save(state, ckpt_dir / checkpoint.BEST)
+        log.info(
+            f"epoch {epoch + 1}/{tc['epochs']}  train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}  "
+            f"test loss {test['loss']:.4f} acc {test['acc']:.4f}  lr {lr:.2e}  {record['samples_per_s']:.0f} samples/s"
+        )
+    writer.close()
+    metrics = {
+        **{k: v for k, v in record.items()}, "train_time_s": time.perf_counter() - t_start,
+        "resumed_from": resumed["path"] if resumed else None, "history": history,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log.info(f"test accuracy {metrics['test_acc']:.4f} (best {best_acc:.4f}); run directory: {run_dir}")
+    return metrics

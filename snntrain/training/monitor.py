@@ -1,0 +1,41 @@
+"""Firing-rate monitor: mean spike rate of every neuron layer, measured by forward hooks."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..neurons import SpikingNeuron
+
+
+class FiringRates:
+    """Context manager that averages each neuron layer's output over the calls inside it.
+
+    ``rates()`` maps layer names (as in ``model.named_modules()``) to the fraction of
+    (step, sample, neuron) entries that spiked.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = {n: m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)}
+        self._sum: dict[str, Tensor] = {}
+        self._count: dict[str, int] = {}
+        self._handles: list = []
+
+    def _hook(self, name: str):
+        def hook(_module: nn.Module, _inp, out: Tensor) -> None:
+            s = out.detach().float().sum()
+            self._sum[name] = self._sum.get(name, 0) + s
+            self._count[name] = self._count.get(name, 0) + out.numel()
+
+        return hook
+
+    def __enter__(self) -> "FiringRates":
+        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.layers.items()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def rates(self) -> dict[str, float]:
+        return {n: float(self._sum[n]) / self._count[n] for n in self._sum}
