@@ -7,6 +7,7 @@ message and exit status 2 (no traceback).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import hydra
@@ -40,6 +41,12 @@ def main() -> None:
     _hydra_main()
 
 
+def _markdown(rst: str) -> str:
+    """Docstring summary (reST) as a Markdown table cell: math in $...$, code in backticks."""
+    text = re.sub(r":math:`([^`]*)`", r"$\1$", rst).replace("``", "`")
+    return text.replace("|", "\\|")
+
+
 def list_main(argv: list[str] | None = None) -> None:
     """Entry point of ``snntrain-list``: every kind, name and argument with its default."""
     from . import describe
@@ -55,7 +62,7 @@ def list_main(argv: list[str] | None = None) -> None:
         print("|---|---|---|---|")
         for r in rows:
             arg_text = ", ".join(f"`{k}={v!r}`" if v is not None else f"`{k}`" for k, v in r["args"].items())
-            summary = r["summary"].replace("|", "\\|")
+            summary = _markdown(r["summary"])
             print(f"| {r['kind']} | `{r['name']}` | {summary} | {arg_text} |")
         return
     for kind in [args.kind] if args.kind else list(KINDS):

@@ -173,7 +173,10 @@ def build(kind: str, name: str, context: dict[str, Any] | None = None, **kwargs:
     try:
         return e.obj(**ctx, **kwargs)
     except ParamError as err:
-        raise ConfigError(f"{kind}.{err.param}: {err.message}") from None
+        raise ConfigError(
+            f"{kind}.{err.param}: {err.message}. Fix it on the command line ({kind}.{err.param}=...) "
+            f"or in the {kind} config file."
+        ) from None
 
 
 def describe(kind: str | None = None) -> list[dict[str, Any]]:
@@ -183,7 +186,8 @@ def describe(kind: str | None = None) -> list[dict[str, Any]]:
         for name in available(k):
             e = _REGISTRY[k][name]
             args = {
-                p.name: (None if p.default is p.empty else p.default) for p in e.user_params()
+                p.name: (None if p.default is p.empty else list(p.default) if isinstance(p.default, tuple) else p.default)
+                for p in e.user_params()
             }
             rows.append({"kind": k, "name": name, "summary": e.summary, "args": args})
     return rows

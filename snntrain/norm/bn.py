@@ -48,7 +48,7 @@ class SeqBatchNorm(_BatchNorm):
 
 @register("norm", "bn")
 class BatchNorm(SeqBatchNorm):
-    r"""BatchNorm with statistics over T·B(·spatial) per channel (standard BN on ``[T*B, C, ...]``)."""
+    r"""BN over T·B(·spatial) per channel: :math:`y = \gamma_c (x - \mu_c) / \sqrt{\sigma_c^2 + \epsilon} + \beta_c` (Ioffe & Szegedy 2015)."""
 
 
 @register("norm", "none")

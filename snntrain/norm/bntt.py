@@ -26,7 +26,7 @@ from ..registry import register
 
 @register("norm", "bntt")
 class BatchNormThroughTime(nn.Module):
-    r"""BNTT: one BatchNorm per time step (own statistics and scale), no bias/beta."""
+    r"""BNTT (Kim & Panda 2021): per-step statistics and scale, no shift: :math:`y_t = \gamma^t_c (x_t - \mu^t_c) / \sqrt{(\sigma^t_c)^2 + \epsilon}`."""
 
     def __init__(
         self,

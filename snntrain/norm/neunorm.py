@@ -27,7 +27,7 @@ from ..registry import register
 
 @register("norm", "neunorm")
 class NeuNorm(nn.Module):
-    r"""NeuNorm: auxiliary-neuron recurrence X_t = k X_{t-1} + (1-k)/F² Σ_c S_t; output S_t - w X_t (after the neuron)."""
+    r"""NeuNorm (Wu et al. 2019), after the neuron: :math:`X_t = k X_{t-1} + \frac{1-k}{F^2}\sum_c S_{t,c}`, :math:`Y_t = S_t - w X_t`."""
 
     #: the model places this layer after the spiking neuron instead of before it
     after_neuron = True

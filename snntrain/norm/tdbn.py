@@ -14,6 +14,8 @@ plain path and :math:`1/\sqrt{2}` on residual branches that get summed.
 """
 from __future__ import annotations
 
+from torch import nn
+
 from ..errors import check
 from ..registry import register
 from .bn import SeqBatchNorm
@@ -21,7 +23,7 @@ from .bn import SeqBatchNorm
 
 @register("norm", "tdbn")
 class ThresholdDependentBatchNorm(SeqBatchNorm):
-    r"""tdBN: statistics over T·B(·H·W) per channel; weight initialised to alpha·V_th."""
+    r"""tdBN (Zheng et al. 2021): BN over T·B(·H·W) per channel, weight initialised to :math:`\alpha V_{th}`, bias to 0."""
 
     def __init__(
         self,
@@ -36,7 +38,12 @@ class ThresholdDependentBatchNorm(SeqBatchNorm):
         super().__init__(num_features, eps, momentum, True, track_running_stats)
         self.alpha = float(alpha)
         self.v_th = float(v_th)
-        self.weight.data.fill_(self.alpha * self.v_th)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()  # also runs inside _BatchNorm.__init__, before alpha exists
+        if hasattr(self, "alpha"):
+            nn.init.constant_(self.weight, self.alpha * self.v_th)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", alpha={self.alpha}, v_th={self.v_th}"

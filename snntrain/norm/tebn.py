@@ -21,7 +21,7 @@ from .bn import SeqBatchNorm
 
 @register("norm", "tebn")
 class TemporalEffectiveBatchNorm(SeqBatchNorm):
-    r"""TEBN: statistics over T·B per channel, then a learnable scale per time step."""
+    r"""TEBN (Duan et al. 2022): BN over T·B per channel, then a learnable scale per step: :math:`y_t = p_t\,\mathrm{BN}(x)_t`."""
 
     def __init__(
         self,

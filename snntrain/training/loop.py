@@ -98,7 +98,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
 
     order = torch.Generator()
-    train_loader = DataLoader(parts["data"].train, tc["batch_size"], shuffle=True, generator=order,
+    lone_last = len(parts["data"].train) % tc["batch_size"] == 1  # a 1-sample batch breaks BN statistics
+    train_loader = DataLoader(parts["data"].train, tc["batch_size"], shuffle=True, generator=order, drop_last=lone_last,
                               num_workers=tc["num_workers"], pin_memory=device.type == "cuda")
     test_loader = DataLoader(parts["data"].test, tc["eval_batch_size"], num_workers=tc["num_workers"])
     n_batches = len(train_loader) if tc["limit_batches"] is None else min(tc["limit_batches"], len(train_loader))

@@ -41,7 +41,7 @@ class TemporalEfficientLoss(nn.Module):
 
 @register("loss", "mse")
 class MeanSquaredError(nn.Module):
-    r"""MSE between the time-averaged output and the one-hot label: :math:`\|\frac1T\sum_t o_t - \mathrm{onehot}(y)\|^2 / K`."""
+    r"""MSE between the time-averaged output and the one-hot label: :math:`\frac1K \lVert \frac1T\sum_t o_t - \mathrm{onehot}(y) \rVert^2`."""
 
     def forward(self, out: Tensor, y: Tensor) -> Tensor:
         mean = out.mean(0)

@@ -10,12 +10,15 @@ from ..neurons import SpikingNeuron
 class FiringRates:
     """Context manager that averages each neuron layer's output over the calls inside it.
 
-    ``rates()`` maps layer names (as in ``model.named_modules()``) to the fraction of
+    ``rates()`` maps layer names (``<index in model.named_modules()>_<class>``, e.g.
+    ``2_lif``) to the fraction of
     (step, sample, neuron) entries that spiked.
     """
 
     def __init__(self, model: nn.Module):
-        self.layers = {n: m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)}
+        self.layers = {
+            f"{n}_{type(m).__name__.lower()}": m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)
+        }
         self._sum: dict[str, Tensor] = {}
         self._count: dict[str, int] = {}
         self._handles: list = []

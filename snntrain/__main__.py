@@ -1,0 +1,4 @@
+"""``python -m snntrain`` is the ``snntrain`` command."""
+from .cli import main
+
+main()

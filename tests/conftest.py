@@ -1,0 +1,16 @@
+"""Shared helpers: compose configs exactly as the command line does."""
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+
+
+def compose_cfg(*overrides: str):
+    """The config ``snntrain <overrides>`` would run with (Hydra's compose API)."""
+    with initialize_config_module(config_module="snntrain.configs", version_base=None):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.fixture
+def cfg_factory():
+    return compose_cfg

@@ -1,0 +1,200 @@
+"""Registry behaviour, and forward/backward/NaN checks generated for every registered component."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import snntrain
+from snntrain import ConfigError, available, build
+from snntrain.registry import KINDS
+
+T, B = 4, 3
+
+
+# ---------------------------------------------------------------- registry errors
+def test_available_lists_every_kind():
+    assert set(KINDS) >= {"neuron", "surrogate", "norm", "layer", "model", "dataset", "encoder", "loss", "optimizer", "scheduler"}
+    assert available("norm") == ["bn", "bntt", "neunorm", "none", "tdbn", "tebn"]
+    assert {"lif", "if"} <= set(available("neuron"))
+
+
+def test_unknown_name_names_kind_and_choices():
+    with pytest.raises(ConfigError) as e:
+        build("norm", "nope")
+    msg = str(e.value)
+    assert "norm" in msg and "'nope'" in msg and "bntt, neunorm" in msg
+
+
+def test_unknown_argument_names_key_and_valid_arguments():
+    with pytest.raises(ConfigError) as e:
+        build("neuron", "lif", decya=0.5)
+    assert str(e.value).startswith("neuron.decya:") and "decay" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "kind,name,kwargs,key,fragment",
+    [
+        ("neuron", "lif", {"decay": 1.5}, "neuron.decay", "(0, 1]"),
+        ("neuron", "lif", {"decay": 0.0}, "neuron.decay", "(0, 1]"),
+        ("neuron", "lif", {"reset": "soft"}, "neuron.reset", "'subtract', 'zero', 'none'"),
+        ("neuron", "if", {"threshold": "high"}, "neuron.threshold", "a number"),
+        ("surrogate", "atan", {"alpha": -1.0}, "surrogate.alpha", "> 0"),
+        ("optimizer", "adam", {"lr": -0.1}, "optimizer.lr", "> 0"),
+        ("encoder", "rate", {"gain": 0.0}, "encoder.gain", "> 0"),
+    ],
+)
+def test_bad_values_name_the_key(kind, name, kwargs, key, fragment):
+    ctx = {"params": [torch.nn.Parameter(torch.zeros(1))], "T": T}
+    with pytest.raises(ConfigError) as e:
+        build(kind, name, context=ctx, **kwargs)
+    assert str(e.value).startswith(key + ":") and fragment in str(e.value)
+
+
+def test_describe_lists_user_arguments_only():
+    rows = {(r["kind"], r["name"]): r for r in snntrain.describe()}
+    assert rows[("neuron", "lif")]["args"]["decay"] == 0.5
+    assert "surrogate" not in rows[("neuron", "lif")]["args"]  # context, not a user argument
+    assert set(rows[("norm", "tebn")]["args"]) == {"eps", "momentum", "affine", "track_running_stats"}
+
+
+# ---------------------------------------------------------------- generated component tests
+def _finite_grads(module, *inputs):
+    for p in module.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), "parameter without finite gradient"
+    for x in inputs:
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name", available("neuron"))
+@pytest.mark.parametrize("surrogate", available("surrogate"))
+def test_neuron_forward_backward_nan_and_streaming(name, surrogate):
+    torch.manual_seed(0)
+    sg = build("surrogate", surrogate)
+    neuron = build("neuron", name, context={"surrogate": sg})
+    x = (torch.randn(T, B, 5) * 2).requires_grad_()
+    s = neuron(x)
+    assert s.shape == x.shape and set(s.unique().tolist()) <= {0.0, 1.0}
+    assert 0 < s.mean() < 1  # the input is strong enough to make some, not all, fire
+    (s * torch.randn_like(s)).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # single-step API over the same sequence == multi-step call
+    state, steps = None, []
+    with torch.no_grad():
+        for xt in x:
+            st, state = neuron.step(xt, state)
+            steps.append(st)
+        assert torch.equal(torch.stack(steps), neuron(x))
+        assert torch.equal(neuron(x), neuron(x))  # fresh state per call: no reset needed
+
+
+@pytest.mark.parametrize("name", available("surrogate"))
+def test_surrogate_forward_is_heaviside_backward_is_grad(name):
+    sg = build("surrogate", name)
+    x = torch.linspace(-3, 3, 101, requires_grad=True)
+    y = sg(x)
+    assert torch.equal(y, (x >= 0).float())
+    y.sum().backward()
+    assert torch.allclose(x.grad, sg.grad(x.detach())) and torch.isfinite(x.grad).all()
+
+
+NORM_SHAPES = [(6,), (3, 5, 5), (2, 3, 4, 4)]  # 1d, 2d, 3d per-step shapes
+
+
+@pytest.mark.parametrize("name", available("norm"))
+@pytest.mark.parametrize("shape", NORM_SHAPES, ids=["1d", "2d", "3d"])
+def test_norm_forward_backward_nan(name, shape):
+    torch.manual_seed(0)
+    norm = build("norm", name, context={"num_features": shape[0], "T": T, "v_th": 1.0, "shape": shape})
+    x = torch.rand(T, B, *shape).requires_grad_()
+    for mode in ("train", "eval"):
+        getattr(norm, mode)()
+        y = norm(x)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+    norm.train()
+    (norm(x) * torch.randn_like(x)).sum().backward()
+    _finite_grads(norm, x)
+
+
+LAYER_EXAMPLES = {
+    "linear": ({"in_features": 5, "out_features": 7}, (5,), (7,)),
+    "conv2d": ({"in_channels": 2, "out_channels": 4}, (2, 6, 6), (4, 6, 6)),
+    "maxpool2d": ({"kernel_size": 2}, (2, 6, 6), (2, 3, 3)),
+    "avgpool2d": ({"kernel_size": 2}, (2, 6, 6), (2, 3, 3)),
+    "flatten": ({}, (2, 3, 3), (18,)),
+}
+
+
+@pytest.mark.parametrize("name", available("layer"))
+def test_layer_runs_whole_sequence_as_per_step_calls(name):
+    assert name in LAYER_EXAMPLES, f"add an example for layer {name!r} to LAYER_EXAMPLES"
+    kwargs, in_shape, out_shape = LAYER_EXAMPLES[name]
+    layer = build("layer", name, **kwargs)
+    x = torch.randn(T, B, *in_shape, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (T, B, *out_shape)
+    assert torch.allclose(y, torch.stack([layer.step(xt) for xt in x]), atol=1e-6)
+    y.sum().backward()
+    _finite_grads(layer, x)
+
+
+@pytest.mark.parametrize("name", available("model"))
+@pytest.mark.parametrize("norm", available("norm"))
+def test_model_forward_backward_nan(name, norm):
+    from snntrain.models import make_factories
+
+    torch.manual_seed(0)
+    neuron, norm_f = make_factories({"name": "lif"}, {"name": "atan"}, {"name": norm}, T)
+    model = build("model", name, context={"in_shape": (1, 8, 8), "num_classes": 10, "T": T, "neuron": neuron, "norm": norm_f})
+    out = model(torch.rand(T, B, 1, 8, 8))
+    assert out.shape == (T, B, 10) and torch.isfinite(out).all()
+    out.pow(2).mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+@pytest.mark.parametrize("name", available("encoder"))
+def test_encoder_shapes_and_range(name):
+    x = torch.rand(B, 1, 8, 8)
+    s = build("encoder", name, context={"T": T})(x)
+    assert s.shape == (T, B, 1, 8, 8)
+    assert s.min() >= 0 and s.max() <= 1
+
+
+@pytest.mark.parametrize("name", available("loss"))
+def test_loss_is_minimised_by_the_right_class(name):
+    loss = build("loss", name)
+    y = torch.tensor([0, 2])
+    right = torch.zeros(T, 2, 3)
+    right[:, 0, 0] = right[:, 1, 2] = 1.0
+    wrong = torch.roll(right, 1, dims=2)
+    assert loss(right * 5 if name != "mse" else right, y) < loss(wrong, y)
+
+
+@pytest.mark.parametrize("name", available("optimizer"))
+def test_optimizer_reduces_a_quadratic(name):
+    w = torch.nn.Parameter(torch.tensor([3.0]))
+    opt = build("optimizer", name, context={"params": [w]}, lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+    assert abs(float(w.detach())) < 3.0
+
+
+@pytest.mark.parametrize("name", available("scheduler"))
+def test_scheduler_lr_trajectory(name):
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    sched = build("scheduler", name, context={"optimizer": opt, "epochs": 4})
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    expected = {
+        "cosine": [1.0, 0.5 + 0.5 * torch.cos(torch.tensor(torch.pi / 4)).item(), 0.5, 0.5 - 0.5 * torch.cos(torch.tensor(torch.pi / 4)).item()],
+        "none": [1.0] * 4,
+        "step": [1.0] * 4,  # default step_size=30
+    }[name]
+    assert lrs == pytest.approx(expected)
