@@ -20,6 +20,12 @@ from ..errors import check
 from ..registry import register
 
 
+def check_bn_args(eps: float, momentum: float | None) -> None:
+    """The argument checks every batch-norm variant shares."""
+    check(eps > 0, "eps", f"must be > 0, got {eps}")
+    check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
+
+
 class SeqBatchNorm(_BatchNorm):
     """BatchNorm over ``[T*B, C, ...]``; the base of ``bn``, ``tdbn`` and ``tebn``."""
 
@@ -31,8 +37,7 @@ class SeqBatchNorm(_BatchNorm):
         affine: bool = True,
         track_running_stats: bool = True,
     ):
-        check(eps > 0, "eps", f"must be > 0, got {eps}")
-        check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
+        check_bn_args(eps, momentum)
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
 
     def _check_input_dim(self, x: Tensor) -> None:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
+from .bn import check_bn_args
 
 
 @register("norm", "bntt")
@@ -39,8 +40,7 @@ class BatchNormThroughTime(nn.Module):
     ):
         super().__init__()
         check(T >= 1, "T", f"must be >= 1, got {T}")
-        check(eps > 0, "eps", f"must be > 0, got {eps}")
-        check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
+        check_bn_args(eps, momentum)
         self.num_features, self.T, self.eps, self.momentum = int(num_features), int(T), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = nn.Parameter(torch.ones(self.T, self.num_features)) if affine else None

@@ -3,7 +3,8 @@
 Contents: ``model``, ``optimizer``, ``scheduler`` (state dicts of the unwrapped
 modules), ``epoch`` (epochs completed), ``best_test_acc``, ``history`` (one record
 per epoch), ``config`` (the resolved config as plain containers), ``rng`` (torch's CPU
-generator state, so a resumed run draws the same random numbers), ``version``.
+generator state, so a resumed run draws the same random numbers; ``cuda_rng`` the same
+for CUDA devices, or None), ``version``.
 """
 from __future__ import annotations
 

@@ -94,6 +94,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         opt.load_state_dict(resumed["optimizer"])
         sched.load_state_dict(resumed["scheduler"])
         torch.set_rng_state(resumed["rng"].cpu())
+        if device.type == "cuda" and resumed.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all([s.cpu() for s in resumed["cuda_rng"]])
         start_epoch, best_acc, history = resumed["epoch"], resumed["best_test_acc"], resumed["history"]
         log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
 
@@ -126,7 +128,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
                 loss_sum += loss.detach() * len(y)
                 correct += (out.detach().mean(0).argmax(1) == y).sum()
                 n += len(y)
-                bar.advance(lambda: f"loss {float(loss_sum) / n:.4f} acc {float(correct) / n:.4f}")
+                bar.advance(lambda: f"loss {float(loss_sum) / n:.4f} acc {float(correct) / n:.4f} "
+                                    f"{n / (time.perf_counter() - t0):.0f} samples/s")
         train_s = time.perf_counter() - t0
         # ---- evaluate, log, checkpoint ----
         test = evaluate(model, test_loader, encoder, loss_fn, device)
@@ -150,6 +153,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "epoch": epoch + 1, "best_test_acc": best_acc, "history": history, "config": cfg,
             "rng": torch.get_rng_state(), "version": __version__,
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
         }
         checkpoint.save(state, ckpt_dir / checkpoint.LAST)
         if test["acc"] >= best_acc:
