@@ -109,7 +109,7 @@ def test_snntrain_list_names_every_component():
     assert r.returncode == 0
     for row in snntrain.describe():
         assert f"  {row['name']}" in r.stdout
-    assert "decay=0.5" in r.stdout
+    assert "threshold=1.0" in r.stdout
 
 
 def test_readme_component_table_is_current(capsys):

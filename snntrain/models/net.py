@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..registry import build
 
-NeuronFactory = Callable[[], nn.Module]
+NeuronFactory = Callable[[tuple[int, ...]], nn.Module]
 NormFactory = Callable[[tuple[int, ...]], nn.Module]
 
 
@@ -29,8 +29,8 @@ def spiking_stage(shape: tuple[int, ...], neuron: NeuronFactory, norm: NormFacto
     """``norm -> neuron``, or ``neuron -> norm`` for norms that belong after the spikes (NeuNorm)."""
     n = norm(shape)
     if getattr(n, "after_neuron", False):
-        return [neuron(), n]
-    return [n, neuron()]
+        return [neuron(shape), n]
+    return [n, neuron(shape)]
 
 
 def make_factories(
@@ -45,11 +45,11 @@ def make_factories(
     surrogate_args = {k: v for k, v in surrogate_cfg.items() if k != "name"}
     norm_args = {k: v for k, v in norm_cfg.items() if k != "name"}
 
-    def make_neuron() -> nn.Module:
+    def make_neuron(shape: tuple[int, ...]) -> nn.Module:
         sg = build("surrogate", surrogate_cfg["name"], **surrogate_args)
-        return build("neuron", neuron_cfg["name"], context={"surrogate": sg}, **neuron_args)
+        return build("neuron", neuron_cfg["name"], context={"surrogate": sg, "shape": shape}, **neuron_args)
 
-    v_th = float(getattr(make_neuron(), "threshold", 1.0))
+    v_th = float(getattr(make_neuron((1,)), "threshold", 1.0))
 
     def make_norm(shape: tuple[int, ...]) -> nn.Module:
         ctx = {"num_features": shape[0], "shape": shape, "T": T, "v_th": v_th}

@@ -4,28 +4,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..neurons import SpikingNeuron
+from ..neurons import neuron_layers
 
 
 class FiringRates:
     """Context manager that averages each neuron layer's output over the calls inside it.
 
-    ``rates()`` maps layer names (``<index in model.named_modules()>_<class>``, e.g.
+    ``rates()`` maps layer names (see :func:`snntrain.neurons.neuron_layers`, e.g.
     ``2_lif``) to the fraction of
     (step, sample, neuron) entries that spiked.
     """
 
     def __init__(self, model: nn.Module):
-        self.layers = {
-            f"{n}_{type(m).__name__.lower()}": m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)
-        }
+        self.layers = neuron_layers(model)
         self._sum: dict[str, Tensor] = {}
         self._count: dict[str, int] = {}
         self._handles: list = []
 
     def _hook(self, name: str):
-        def hook(_module: nn.Module, _inp, out: Tensor) -> None:
-            s = out.detach().float().sum()
+        def hook(_module: nn.Module, _inp, out) -> None:
+            out = out[0] if isinstance(out, tuple) else out
+            s = (out.detach() != 0).float().sum()
             self._sum[name] = self._sum.get(name, 0) + s
             self._count[name] = self._count.get(name, 0) + out.numel()
 
