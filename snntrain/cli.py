@@ -61,14 +61,14 @@ def list_main(argv: list[str] | None = None) -> None:
         print("| kind | name | what it is | arguments (defaults) |")
         print("|---|---|---|---|")
         for r in rows:
-            arg_text = ", ".join(f"`{k}={v!r}`" if v is not None else f"`{k}`" for k, v in r["args"].items())
+            arg_text = ", ".join([f"`{k}` (required)" for k in r["required"]] + [f"`{k}={v!r}`" for k, v in r["args"].items()])
             summary = _markdown(r["summary"])
             print(f"| {r['kind']} | `{r['name']}` | {summary} | {arg_text} |")
         return
     for kind in [args.kind] if args.kind else list(KINDS):
         print(f"{kind}:")
         for r in (r for r in rows if r["kind"] == kind):
-            arg_text = ", ".join(f"{k}={v!r}" for k, v in r["args"].items())
+            arg_text = ", ".join([f"{k} (required)" for k in r["required"]] + [f"{k}={v!r}" for k, v in r["args"].items()])
             print(f"  {r['name']:<10} {r['summary']}")
             if arg_text:
                 print(f"  {'':<10} args: {arg_text}")

@@ -180,14 +180,17 @@ def build(kind: str, name: str, context: dict[str, Any] | None = None, **kwargs:
 
 
 def describe(kind: str | None = None) -> list[dict[str, Any]]:
-    """One record per component: kind, name, summary and user arguments with defaults."""
+    """One record per component: kind, name, summary, ``args`` (defaults) and ``required`` argument names."""
     rows = []
     for k in [kind] if kind else list(KINDS):
         for name in available(k):
             e = _REGISTRY[k][name]
+            params = e.user_params()
             args = {
-                p.name: (None if p.default is p.empty else list(p.default) if isinstance(p.default, tuple) else p.default)
-                for p in e.user_params()
+                p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+                for p in params
+                if p.default is not p.empty
             }
-            rows.append({"kind": k, "name": name, "summary": e.summary, "args": args})
+            required = [p.name for p in params if p.default is p.empty]
+            rows.append({"kind": k, "name": name, "summary": e.summary, "args": args, "required": required})
     return rows

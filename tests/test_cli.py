@@ -14,7 +14,7 @@ NORMS = ["none", "bn", "bntt", "tdbn", "tebn", "neunorm"]
 pytestmark = pytest.mark.slow
 
 
-def snntrain(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "snntrain", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})},
@@ -31,7 +31,7 @@ def assert_run_outputs(run: Path) -> dict:
 
 
 def test_vgg_sweep_over_every_norm_gives_one_run_dir_each(tmp_path):
-    r = snntrain("-m", "model=vgg", f"norm={','.join(NORMS)}", "trainer.epochs=1", "trainer.progress=false",
+    r = run_cli("-m", "model=vgg", f"norm={','.join(NORMS)}", "trainer.epochs=1", "trainer.progress=false",
                  "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = sorted((tmp_path / "sweep").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
@@ -44,7 +44,7 @@ def test_vgg_sweep_over_every_norm_gives_one_run_dir_each(tmp_path):
 
 
 def test_plain_snntrain_reaches_97_percent_in_outputs_date_time(tmp_path):
-    r = snntrain(cwd=tmp_path)  # exactly what a new user types
+    r = run_cli(cwd=tmp_path)  # exactly what a new user types
     assert r.returncode == 0, r.stderr[-3000:]
     runs = list((tmp_path / "outputs").glob("*/*"))
     assert len(runs) == 1 and runs[0].parent.name.count("-") == 2
@@ -66,7 +66,7 @@ def test_plain_snntrain_reaches_97_percent_in_outputs_date_time(tmp_path):
     ],
 )
 def test_bad_input_exits_nonzero_with_a_message_and_no_checkpoint(tmp_path, override, expected):
-    r = snntrain(override, "trainer.epochs=1", "hydra.run.dir=run", cwd=tmp_path)
+    r = run_cli(override, "trainer.epochs=1", "hydra.run.dir=run", cwd=tmp_path)
     assert r.returncode != 0
     assert expected in r.stderr + r.stdout
     assert "Traceback" not in r.stderr + r.stdout
@@ -89,13 +89,13 @@ def test_non_editable_install_runs_from_elsewhere_with_user_config_dir(tmp_path)
     mine = tmp_path / "myconf" / "model"
     mine.mkdir(parents=True)
     (mine / "tiny.yaml").write_text("name: mlp\nhidden: [17]\n")
-    r = snntrain("--config-dir", str(tmp_path / "myconf"), "model=tiny", "norm=tebn", "trainer.epochs=1",
+    r = run_cli("--config-dir", str(tmp_path / "myconf"), "model=tiny", "norm=tebn", "trainer.epochs=1",
                  "trainer.limit_batches=2", "hydra.run.dir=run", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_run_outputs(tmp_path / "run")
     assert "hidden:\n  - 17" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
     # the same through hydra.searchpath
-    r = snntrain(f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "model=tiny", "trainer.epochs=1",
+    r = run_cli(f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "model=tiny", "trainer.epochs=1",
                  "trainer.limit_batches=1", "hydra.run.dir=run2", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "hidden:\n  - 17" in (tmp_path / "run2" / ".hydra" / "config.yaml").read_text()
@@ -118,3 +118,16 @@ def test_readme_component_table_is_current(capsys):
     list_main(["--markdown"])
     table = capsys.readouterr().out.strip()
     assert table in (ROOT / "README.md").read_text(), "README table is stale: paste `snntrain-list --markdown`"
+
+
+def test_every_neuron_trains_through_the_cli(tmp_path):
+    from snntrain import available
+
+    neurons = available("neuron")
+    r = run_cli("-m", f"neuron={','.join(neurons)}", "trainer.epochs=1", "trainer.progress=false",
+                     "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for i, name in enumerate(neurons):
+        run = tmp_path / "sweep" / str(i)
+        assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
+        assert assert_run_outputs(run)["epoch"] == 1

@@ -119,3 +119,64 @@ def test_surrogates_match_peer_libraries():
     ours_sig = grad_of(build("surrogate", "sigmoid", alpha=4.0))
     assert torch.allclose(ours_sig, grad_of(sj_surrogate.Sigmoid(alpha=4.0)), atol=1e-6)
     assert torch.allclose(ours_sig, grad_of(snn_surrogate.sigmoid(slope=4.0)), atol=1e-6)
+
+
+# ---------------------------------------------------------------- shared base options
+def test_record_states_returns_membrane_traces_that_carry_gradients():
+    from snntrain.models import make_factories
+    from snntrain.neurons import record_states
+
+    neuron, norm = make_factories({"name": "lif"}, {"name": "atan"}, {"name": "none"}, 4)
+    model = build("model", "mlp", context={"in_shape": (1, 8, 8), "num_classes": 10, "T": 4, "neuron": neuron, "norm": norm}, hidden=[7])
+    x = torch.rand(4, 2, 1, 8, 8)
+    with record_states(model) as traces:
+        model(x)
+    mem = traces["3_lif"]["mem"]
+    assert mem.shape == (4, 2, 7) and mem.requires_grad
+    lif = model[3]
+    assert lif.recorder is None  # the recorder is gone after the block
+    _, direct = lif(model[1](model[0](x)), return_state=True)
+    assert torch.equal(direct["mem"], mem)
+    mem.pow(2).sum().backward()  # a membrane loss reaches the weights
+    assert model[1].module.weight.grad.abs().sum() > 0
+
+
+def test_state_quant_hook_is_applied_to_the_membrane():
+    lif = build("neuron", "lif", decay=0.5)
+    lif.state_quant = lambda v: torch.round(v * 4) / 4  # 2 fractional bits
+    _, traces = lif(torch.tensor([0.3, 0.3, 0.3]).view(3, 1, 1), return_state=True)
+    # H1 = 0.3 -> 0.25; H2 = 0.125 + 0.3 = 0.425 -> 0.5; H3 = 0.25 + 0.3 = 0.55 -> 0.5
+    assert traces["mem"].flatten().tolist() == [0.25, 0.5, 0.5]
+
+
+def test_graded_spikes_scale_output_not_reset():
+    x = torch.tensor([1.5, 0.2]).view(2, 1, 1)
+    plain = build("neuron", "lif", decay=0.5)
+    graded = build("neuron", "lif", decay=0.5, graded_spikes_factor=0.3, learn_graded_spikes_factor=True)
+    s_plain, tp = plain(x, return_state=True)
+    s_graded, tg = graded(x, return_state=True)
+    assert torch.allclose(s_graded, 0.3 * s_plain) and torch.equal(tp["mem"], tg["mem"])
+    s_graded.sum().backward()
+    assert graded.graded_spikes_factor.grad == 1.0  # one spike emitted
+
+
+def test_inhibition_lets_only_the_strongest_neuron_fire():
+    lif = build("neuron", "lif", decay=0.5, inhibition=True)
+    x = torch.tensor([[[1.2, 3.0, 2.0], [0.1, 0.2, 0.3]]])  # [T=1, B=2, F=3]
+    assert lif(x).tolist() == [[[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]
+
+
+def test_tau_and_decay_are_exclusive_and_equivalent():
+    from snntrain import ConfigError
+
+    x = torch.randn(8, 3, 4) + 0.5
+    assert torch.equal(build("neuron", "lif", tau=4.0)(x), build("neuron", "lif", decay=0.75)(x))
+    with pytest.raises(ConfigError, match="neuron.tau: set decay or tau, not both"):
+        build("neuron", "lif", tau=4.0, decay=0.75)
+
+
+def test_per_channel_decay_has_one_value_per_channel():
+    lif = build("neuron", "lif", context={"shape": (3, 4, 4)}, decay=0.9, decay_shape="channel", learn_decay=True)
+    assert lif.decay.shape == (3, 1, 1)
+    lif(torch.randn(5, 2, 3, 4, 4) + 1).sum().backward()
+    assert lif.decay.grad.shape == (3, 1, 1) and (lif.decay.grad != 0).all()

@@ -12,7 +12,7 @@ Per time step, with input :math:`I_t`, decay :math:`\beta`, rest/reset potential
                         (1 - S_t) H_t + S_t V_{reset} & \text{zero (hard reset)}\\
                         H_t & \text{none} \end{cases}
 
-with :math:`V_0 = 0`. IF is :math:`\beta = 1` (Gerstner &
+with :math:`V_0 = V_{reset}` (at rest). IF is :math:`\beta = 1` (Gerstner &
 Kistler, *Spiking Neuron Models*, 2002); LIF in this discrete form is the one of Wu et
 al. (2018) and Fang et al. (ICCV 2021).
 
@@ -50,7 +50,7 @@ def decay_from(decay: float | None, tau: float | None, default: float = 0.5) -> 
     """:math:`\\beta` from either ``decay`` or ``tau`` (:math:`\\beta = 1 - 1/\\tau`), never both."""
     check(decay is None or tau is None, "tau", f"set decay or tau, not both (decay={decay}, tau={tau})")
     if tau is not None:
-        check(tau >= 1, "tau", f"must be >= 1 (decay = 1 - 1/tau in [0, 1)), got {tau}")
+        check(tau > 1, "tau", f"must be > 1 (decay = 1 - 1/tau in (0, 1)), got {tau}")
         return 1.0 - 1.0 / tau
     decay = default if decay is None else decay
     check(0 < decay <= 1, "decay", f"must be in (0, 1], got {decay}")
@@ -87,8 +87,11 @@ class IntegrateFire(SpikingNeuron):
         h = beta * (v - self.v_reset) + self.v_reset if self.v_reset else beta * v
         return h + ((1 - beta) * x if self.decay_input else x)
 
+    def init_state(self, x: Tensor) -> Tensor:
+        return torch.full_like(x, self.v_reset)  # at rest
+
     def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        v = torch.zeros_like(x) if state is None else state
+        v = self.init_state(x) if state is None else state
         if self.reset_delay:  # snnTorch: reset for last step's spike, applied after the decay
             r = self.surrogate(v - self.threshold)
             r = r.detach() if self.detach_reset else r
