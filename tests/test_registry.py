@@ -8,6 +8,8 @@ import snntrain
 from snntrain import ConfigError, available, build
 from snntrain.registry import KINDS
 
+from .examples import layer_examples
+
 T, B = 4, 3
 
 
@@ -119,26 +121,37 @@ def test_norm_forward_backward_nan(name, shape):
     _finite_grads(norm, x)
 
 
-LAYER_EXAMPLES = {
-    "linear": ({"in_features": 5, "out_features": 7}, (5,), (7,)),
-    "conv2d": ({"in_channels": 2, "out_channels": 4}, (2, 6, 6), (4, 6, 6)),
-    "maxpool2d": ({"kernel_size": 2}, (2, 6, 6), (2, 3, 3)),
-    "avgpool2d": ({"kernel_size": 2}, (2, 6, 6), (2, 3, 3)),
-    "flatten": ({}, (2, 3, 3), (18,)),
-}
+LAYER_EXAMPLES = layer_examples()
 
 
 @pytest.mark.parametrize("name", available("layer"))
 def test_layer_runs_whole_sequence_as_per_step_calls(name):
-    assert name in LAYER_EXAMPLES, f"add an example for layer {name!r} to LAYER_EXAMPLES"
-    kwargs, in_shape, out_shape = LAYER_EXAMPLES[name]
+    """Every layer: [T, B, ...] in and out, finite gradients, and step-by-step == whole sequence.
+
+    Example flags (optional 4th element): ``stateful`` -- ``step(x, state)`` returns
+    ``(y, state)`` like a neuron; ``random`` -- compare steps in eval mode only.
+    """
+    assert name in LAYER_EXAMPLES, f"add an example for layer {name!r} to a tests/examples/*.py LAYER_EXAMPLES"
+    kwargs, in_shape, out_shape, *rest = LAYER_EXAMPLES[name]
+    flags = rest[0] if rest else {}
+    torch.manual_seed(0)
     layer = build("layer", name, **kwargs)
     x = torch.randn(T, B, *in_shape, requires_grad=True)
     y = layer(x)
-    assert y.shape == (T, B, *out_shape)
-    assert torch.allclose(y, torch.stack([layer.step(xt) for xt in x]), atol=1e-6)
-    y.sum().backward()
+    assert y.shape == (T, B, *out_shape) and torch.isfinite(y).all()
+    y.pow(2).sum().backward()
     _finite_grads(layer, x)
+    if flags.get("random"):
+        layer.eval()
+    with torch.no_grad():
+        if flags.get("stateful"):
+            state, steps = None, []
+            for xt in x:
+                yt, state = layer.step(xt, state)
+                steps.append(yt)
+        else:
+            steps = [layer.step(xt) for xt in x]
+        assert torch.allclose(torch.stack(steps), layer(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", available("model"))

@@ -34,6 +34,11 @@ def validate(cfg: dict[str, Any]) -> None:
                 f"{group}: the config has no {group} section with a 'name'. Choose one with {group}=<name> "
                 f"(see `snntrain-list {group}`)."
             )
+    mode = (cfg.get("trainer") or {}).get("mode", "bptt")
+    from .loop import TRAINERS
+
+    if mode != "bptt" and mode not in TRAINERS:
+        raise ConfigError(f"trainer.mode: unknown mode {mode!r}. Valid modes: {', '.join(['bptt', *TRAINERS])}.")
     _int(cfg, "T", 1)
     _int(cfg, "seed", 0)
     _int(cfg, "trainer.epochs", 1)

@@ -28,6 +28,9 @@ from .progress import EpochProgress
 
 log = logging.getLogger("snntrain")
 
+#: trainer.mode -> function(cfg, run_dir) for modes other than "bptt" (filled by their modules)
+TRAINERS: dict = {}
+
 
 def _args(section: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k != "name"}
@@ -75,6 +78,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     """Train as ``cfg`` says, writing TensorBoard logs, checkpoints and metrics.json to ``run_dir``."""
     cfg = as_dict(cfg)
     validate(cfg)
+    if cfg["trainer"].get("mode", "bptt") != "bptt":
+        return TRAINERS[cfg["trainer"]["mode"]](cfg, run_dir)
     run_dir, tc = Path(run_dir), cfg["trainer"]
     ckpt_dir = run_dir / "checkpoints"
     resumed = checkpoint.load(cfg["resume"]) if cfg.get("resume") else None
