@@ -1,14 +1,25 @@
-"""Stateless synapse layers for ``[T, B, ...]`` sequences.
+r"""Stateless synapse layers for ``[T, B, ...]`` sequences.
 
 A stateless layer has no memory across time, so a whole sequence runs as one call on
-the ``[T*B, ...]`` view (SpikingJelly's ``seq_to_ann_forward``) and is reshaped back.
-``step(x)`` applies the same layer to one time step ``[B, ...]``.
+the ``[T*B, ...]`` view (SpikingJelly's ``seq_to_ann_forward``, Matterhorn's parallel
+multi-step synapse) and is reshaped back: :math:`X^l(t) = W^l * O^{l-1}(t)` for every
+t at once. ``step(x)`` applies the same layer to one time step ``[B, ...]``.
+
+Families over 1d/2d/3d (``conv{1,2,3}d``, ``conv_transpose{1,2,3}d``,
+``{max,avg}pool{1,2,3}d``, ``adaptive_{max,avg}pool{1,2,3}d``) take the arguments of
+the torch layer of the same name; sizes are an int or a list per dimension.
 """
 from __future__ import annotations
 
+import inspect
+from typing import Callable, Literal
+
 from torch import Tensor, nn
 
+from ..errors import check
 from ..registry import register
+
+Size = int | list[int]
 
 
 class SeqWrap(nn.Module):
@@ -29,33 +40,103 @@ class SeqWrap(nn.Module):
         return f"Seq{self.module!r}"
 
 
+def _size(v: Size) -> int | tuple[int, ...]:
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _family(name: str, classes: dict[int, type[nn.Module]], params: list[tuple[str, object, object]], summary: str) -> None:
+    """Register ``name.format(d)`` for d in 1, 2, 3: a factory with an explicit, annotated signature."""
+    for d, cls in classes.items():
+        sig = inspect.Signature(
+            [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann) for p, ann, default in params]
+        )
+
+        def factory(_cls=cls, _sig=sig, **kw) -> SeqWrap:
+            bound = _sig.bind(**kw)
+            bound.apply_defaults()
+            kw = dict(bound.arguments)
+            for k, v in kw.items():
+                if k in ("kernel_size", "stride", "padding", "output_padding", "dilation", "output_size"):
+                    kw[k] = _size(v) if v is not None else None
+                if isinstance(v, int) and k in ("in_channels", "out_channels", "kernel_size", "groups"):
+                    check(v >= 1, k, f"must be >= 1, got {v}")
+            return SeqWrap(_cls(**kw))
+
+        factory.__signature__ = sig  # type: ignore[attr-defined]
+        factory.__annotations__ = {p: ann for p, ann, _ in params}
+        factory.__doc__ = summary.format(d=d) + f"\n\nWraps ``torch.nn.{cls.__name__}``; input ``[T, B, C, ...]`` with {d} spatial dim(s)."
+        factory.__name__ = name.format(d=d)
+        register("layer", name.format(d=d))(factory)
+
+
+E = inspect.Parameter.empty
+_family(
+    "conv{d}d", {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d},
+    [("in_channels", int, E), ("out_channels", int, E), ("kernel_size", Size, 3), ("stride", Size, 1),
+     ("padding", Size, 1), ("dilation", Size, 1), ("groups", int, 1), ("bias", bool, True)],
+    "{d}d convolution at every time step: :math:`X_t = W * O_t + b`.",
+)
+_family(
+    "conv_transpose{d}d", {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d},
+    [("in_channels", int, E), ("out_channels", int, E), ("kernel_size", Size, 2), ("stride", Size, 2),
+     ("padding", Size, 0), ("output_padding", Size, 0), ("groups", int, 1), ("bias", bool, True), ("dilation", Size, 1)],
+    "{d}d transposed convolution (up-sampling synapse) at every time step.",
+)
+_family(
+    "maxpool{d}d", {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d},
+    [("kernel_size", Size, 2), ("stride", Size | None, None), ("padding", Size, 0)],
+    "{d}d max pooling at every time step (spikes stay binary).",
+)
+_family(
+    "avgpool{d}d", {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d},
+    [("kernel_size", Size, 2), ("stride", Size | None, None), ("padding", Size, 0)],
+    "{d}d average pooling at every time step.",
+)
+_family(
+    "adaptive_maxpool{d}d", {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d},
+    [("output_size", Size, 1)],
+    "{d}d adaptive max pooling to a fixed ``output_size`` at every time step.",
+)
+_family(
+    "adaptive_avgpool{d}d", {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d},
+    [("output_size", Size, 1)],
+    "{d}d adaptive average pooling to a fixed ``output_size`` at every time step.",
+)
+
+
 @register("layer", "linear")
 def linear(in_features: int, out_features: int, bias: bool = True) -> SeqWrap:
-    """Dense synapse ``y = W x + b`` applied at every time step."""
+    """Dense synapse at every time step: :math:`X_t = W O_t + b`."""
+    check(in_features >= 1 and out_features >= 1, "out_features" if in_features >= 1 else "in_features", "must be >= 1")
     return SeqWrap(nn.Linear(in_features, out_features, bias=bias))
-
-
-@register("layer", "conv2d")
-def conv2d(
-    in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1, bias: bool = True
-) -> SeqWrap:
-    """2d convolution applied at every time step, on ``[T*B, C, H, W]``."""
-    return SeqWrap(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias))
-
-
-@register("layer", "maxpool2d")
-def maxpool2d(kernel_size: int = 2, stride: int | None = None) -> SeqWrap:
-    """2d max pooling applied at every time step."""
-    return SeqWrap(nn.MaxPool2d(kernel_size, stride))
-
-
-@register("layer", "avgpool2d")
-def avgpool2d(kernel_size: int = 2, stride: int | None = None) -> SeqWrap:
-    """2d average pooling applied at every time step."""
-    return SeqWrap(nn.AvgPool2d(kernel_size, stride))
 
 
 @register("layer", "flatten")
 def flatten() -> SeqWrap:
     """Flatten all feature axes: ``[T, B, C, H, W] -> [T, B, C*H*W]``."""
     return SeqWrap(nn.Flatten(1))
+
+
+@register("layer", "upsample")
+def upsample(
+    scale_factor: float | None = 2.0, size: Size | None = None, mode: Literal["nearest", "linear", "bilinear", "trilinear"] = "nearest"
+) -> SeqWrap:
+    """Up-sampling by ``scale_factor`` (or to ``size``) at every time step."""
+    check((scale_factor is None) != (size is None), "scale_factor", "give exactly one of scale_factor and size")
+    return SeqWrap(nn.Upsample(size=_size(size) if size is not None else None, scale_factor=scale_factor, mode=mode))
+
+
+# Names the models use; kept for the Python API.
+def conv2d(in_channels: int, out_channels: int, kernel_size: Size = 3, stride: Size = 1, padding: Size = 1, bias: bool = True) -> SeqWrap:
+    return SeqWrap(nn.Conv2d(in_channels, out_channels, _size(kernel_size), _size(stride), _size(padding), bias=bias))
+
+
+def maxpool2d(kernel_size: Size = 2, stride: Size | None = None) -> SeqWrap:
+    return SeqWrap(nn.MaxPool2d(_size(kernel_size), _size(stride) if stride is not None else None))
+
+
+def avgpool2d(kernel_size: Size = 2, stride: Size | None = None) -> SeqWrap:
+    return SeqWrap(nn.AvgPool2d(_size(kernel_size), _size(stride) if stride is not None else None))
+
+
+LayerFactory = Callable[..., SeqWrap]
