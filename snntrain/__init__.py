@@ -3,7 +3,7 @@
 Python API::
 
     import snntrain
-    snntrain.available("norm")                  # ['bn', 'bntt', 'neunorm', 'none', 'tdbn', 'tebn']
+    snntrain.available("norm")                  # ['bn', 'bntt', 'layernorm', 'neunorm', 'none', 'tdbn', 'tebn']
     lif = snntrain.build("neuron", "lif", decay=0.9)
     snntrain.train(cfg, run_dir="outputs/mine")  # what the `snntrain` command runs
 """

@@ -16,7 +16,7 @@ T, B = 4, 3
 # ---------------------------------------------------------------- registry errors
 def test_available_lists_every_kind():
     assert set(KINDS) >= {"neuron", "surrogate", "norm", "layer", "model", "dataset", "encoder", "loss", "optimizer", "scheduler"}
-    assert available("norm") == ["bn", "bntt", "neunorm", "none", "tdbn", "tebn"]
+    assert available("norm") == ["bn", "bntt", "layernorm", "neunorm", "none", "tdbn", "tebn"]
     assert {"lif", "if"} <= set(available("neuron"))
 
 
@@ -24,7 +24,7 @@ def test_unknown_name_names_kind_and_choices():
     with pytest.raises(ConfigError) as e:
         build("norm", "nope")
     msg = str(e.value)
-    assert "norm" in msg and "'nope'" in msg and "bntt, neunorm" in msg
+    assert "norm" in msg and "'nope'" in msg and "bntt, layernorm, neunorm" in msg
 
 
 def test_unknown_argument_names_key_and_valid_arguments():

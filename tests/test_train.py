@@ -130,3 +130,18 @@ def test_invalid_values_fail_before_training(tmp_path, override, key):
         train(compose_cfg(*FAST, override), tmp_path)
     assert str(e.value).startswith(key)
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "tensorboard").exists()
+
+
+def test_model_layers_chosen_by_name_from_config(tmp_path):
+    cfg = compose_cfg(*FAST, "model=vgg", "model.classifier=[32]", "model.synapse=dropconnect_linear",
+                      "model.dropout=0.3", "model.conv_dropout=0.1")
+    parts = loop.setup(cfg)
+    kinds = [type(getattr(m, "module", m)).__name__ for m in parts["model"]]
+    assert kinds.count("Dropout2d") == 2 and kinds.count("Dropout") == 1 and "DropConnectLinear" in kinds
+    metrics = train(cfg, tmp_path)
+    assert metrics["epoch"] == 1 and 0 <= metrics["test_acc"] <= 1
+
+
+def test_unknown_synapse_name_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="model.synapse: unknown layer 'dense'"):
+        train(compose_cfg(*FAST, "model.synapse=dense"), tmp_path)

@@ -5,7 +5,8 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from ..registry import build
+from ..errors import check
+from ..registry import available, build
 
 NeuronFactory = Callable[[tuple[int, ...]], nn.Module]
 NormFactory = Callable[[tuple[int, ...]], nn.Module]
@@ -57,3 +58,15 @@ def make_factories(
 
     make_norm((1,))
     return make_neuron, make_norm
+
+
+def dense_synapse(name: str, in_features: int, out_features: int) -> nn.Module:
+    """The dense synapse chosen by ``model.synapse`` (``linear``, ``dropconnect_linear``, ...)."""
+    check(name in available("layer"), "synapse", f"unknown layer {name!r}; dense synapses: linear, dropconnect_linear")
+    return build("layer", name, in_features=in_features, out_features=out_features)
+
+
+def dropout_layers(p: float, name: str = "dropout") -> list[nn.Module]:
+    """``[]`` for p = 0, else one sequence-consistent dropout layer (mask fixed over the T steps)."""
+    check(0 <= p < 1, "dropout" if name == "dropout" else "conv_dropout", f"must be in [0, 1), got {p}")
+    return [build("layer", name, p=p)] if p > 0 else []

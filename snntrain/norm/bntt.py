@@ -12,7 +12,10 @@ scale :math:`\gamma^t_c`, and no shift (the paper and snnTorch's ``BatchNormTT``
 Equals T separate ``nn.BatchNorm`` layers (snnTorch's ``BatchNormTT{1,2}d``,
 SpikingJelly's ``BatchNormThroughTime{1,2,3}d``). Computed in one call: moving T into
 the channel axis (``[B, T*C, ...]``) gives each (t, c) pair its own statistics.
-T is fixed at construction; a sequence of another length is an error.
+T is fixed at construction; a sequence of another length is an error. SpikingJelly's
+BNTT instead keeps a step counter between calls that must be reset by hand (without
+``reset_net`` its second sequence fails with an IndexError, and a shorter sequence
+silently uses only the first BNs); ours indexes by position in the sequence.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ output then gets its own learnable scale :math:`p_t` (initialised to 1):
 
 Equals SpikingJelly's ``TemporalEffectiveBatchNorm{1,2,3}d`` (its ``scale`` is our
 ``scale``). T is fixed at construction; a sequence of another length is an error.
+We differ from SpikingJelly 2.0 on purpose there: its TEBN does not check T, so a wrong
+T gives a broadcasting error, and a TEBN built with T=1 silently accepts any T.
 """
 from __future__ import annotations
 
