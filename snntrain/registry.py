@@ -31,7 +31,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "norm": ("num_features", "T", "v_th", "shape"),
     "layer": (),
     "model": ("in_shape", "num_classes", "T", "neuron", "norm"),
-    "dataset": (),
+    "dataset": ("T",),
     "encoder": ("T",),
     "loss": (),
     "optimizer": ("params",),

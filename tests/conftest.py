@@ -14,3 +14,11 @@ def compose_cfg(*overrides: str):
 @pytest.fixture
 def cfg_factory():
     return compose_cfg
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A folder holding small fixture files of every file-backed dataset, in their real formats."""
+    from .fixtures import write_all
+
+    return write_all(tmp_path_factory.mktemp("data"))

@@ -8,6 +8,7 @@ import torch
 
 import snntrain
 from snntrain.training import setup
+from snntrain.training.loop import sequence_input
 from snntrain.training.config import GROUPS
 
 from .conftest import compose_cfg
@@ -21,13 +22,16 @@ def test_every_group_has_files():
 
 
 @pytest.mark.parametrize("group,option", GROUP_FILES, ids=[f"{g}={o}" for g, o in GROUP_FILES])
-def test_compose_and_instantiate(group, option):
+def test_compose_and_instantiate(group, option, data_root):
     cfg = compose_cfg(f"{group}={option}")
+    if group == "dataset" and "root" in cfg.dataset:
+        cfg = compose_cfg(f"{group}={option}", f"dataset.root={data_root}")
     if group in GROUPS:
         assert cfg[group].name in snntrain.available(group)
     parts = setup(cfg)
     x = torch.stack([parts["data"].test[i][0] for i in range(2)])
-    assert parts["model"](parts["encoder"](x)).shape == (cfg.T, 2, 10)
+    to_seq = sequence_input(parts["data"], parts["encoder"])
+    assert parts["model"](to_seq(x)).shape == (cfg.T, 2, parts["data"].num_classes)
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -58,3 +58,16 @@ def load(resume: str, map_location: str | torch.device = "cpu") -> dict[str, Any
         )
     ckpt["path"] = str(path)
     return ckpt
+
+
+def guard_run_dir(run_dir: Path, resumed: dict[str, Any] | None) -> None:
+    """Refuse to write into a run directory that holds another run's checkpoints.
+
+    Continuing the run that lives there (``resume=<that dir>``) is allowed.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if (ckpt_dir / LAST).exists() and not (resumed and Path(resumed["path"]).parent == ckpt_dir.resolve()):
+        raise ConfigError(
+            f"run directory {run_dir} already holds checkpoints of an earlier run; they are left as they are. "
+            f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={run_dir}."
+        )

@@ -46,6 +46,16 @@ def validate(cfg: dict[str, Any]) -> None:
     _int(cfg, "trainer.eval_batch_size", 1)
     _int(cfg, "trainer.limit_batches", 1, allow_none=True)
     _int(cfg, "trainer.num_workers", 0)
+    tc = cfg.get("trainer") or {}
+    if tc.get("pin_memory", "auto") not in ("auto", True, False):
+        raise ConfigError(f"trainer.pin_memory: must be auto, true or false, got {tc['pin_memory']!r}.")
+    if tc.get("num_workers", 0) == 0 and (tc.get("persistent_workers") or tc.get("prefetch_factor") is not None):
+        raise ConfigError(
+            "trainer.persistent_workers / trainer.prefetch_factor only apply with worker processes; "
+            "set trainer.num_workers >= 1 or leave them at false / null."
+        )
+    if tc.get("prefetch_factor") is not None:
+        _int(cfg, "trainer.prefetch_factor", 1)
     device = cfg.get("device")
     if device not in ("auto", "cpu", "cuda") and not (isinstance(device, str) and device.startswith("cuda:")):
         raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")

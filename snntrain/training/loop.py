@@ -45,7 +45,7 @@ def setup(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu") 
     cfg = as_dict(cfg)
     validate(cfg)
     T = cfg["T"]
-    data = build("dataset", cfg["dataset"]["name"], **_args(cfg["dataset"]))
+    data = build("dataset", cfg["dataset"]["name"], context={"T": T}, **_args(cfg["dataset"]))
     neuron, norm = make_factories(cfg["neuron"], cfg["surrogate"], cfg["norm"], T)
     ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": T, "neuron": neuron, "norm": norm}
     model = build("model", cfg["model"]["name"], context=ctx, **_args(cfg["model"])).to(device)
@@ -59,9 +59,34 @@ def setup(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu") 
     return dict(cfg=cfg, data=data, model=model, encoder=encoder, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler)
 
 
+def sequence_input(data, encoder):
+    """Batch -> ``[T, B, ...]``: encode static samples, or move T first for temporal data."""
+    if data.temporal:
+        return lambda x: x.transpose(0, 1)
+    return encoder
+
+
+def make_loaders(data, tc: dict[str, Any], generator: torch.Generator, device: torch.device):
+    """Train and test DataLoaders with the trainer's worker/pinning/prefetch settings."""
+    workers = tc["num_workers"]
+    common = dict(
+        num_workers=workers,
+        pin_memory=device.type == "cuda" if tc.get("pin_memory", "auto") == "auto" else bool(tc["pin_memory"]),
+        persistent_workers=bool(tc.get("persistent_workers", False)) and workers > 0,
+        prefetch_factor=tc.get("prefetch_factor") if workers > 0 else None,
+    )
+    lone_last = len(data.train) % tc["batch_size"] == 1  # a 1-sample batch breaks BN statistics
+    train = DataLoader(data.train, tc["batch_size"], shuffle=True, generator=generator, drop_last=lone_last, **common)
+    test = DataLoader(data.test, tc["eval_batch_size"], **common)
+    return train, test
+
+
 @torch.no_grad()
 def evaluate(model, loader, encoder, loss_fn, device) -> dict[str, Any]:
-    """Test loss, accuracy and per-layer firing rates (model in eval mode)."""
+    """Test loss, accuracy and per-layer firing rates (model in eval mode).
+
+    ``encoder`` maps a batch to ``[T, B, ...]`` (see :func:`sequence_input`).
+    """
     model.eval()
     loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
     with FiringRates(model) as monitor:
@@ -83,15 +108,14 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
     run_dir, tc = Path(run_dir), cfg["trainer"]
     ckpt_dir = run_dir / "checkpoints"
     resumed = checkpoint.load(cfg["resume"]) if cfg.get("resume") else None
-    if (ckpt_dir / checkpoint.LAST).exists() and not (resumed and Path(resumed["path"]).parent == ckpt_dir.resolve()):
-        raise ConfigError(
-            f"run directory {run_dir} already holds checkpoints of an earlier run; they are left as they are. "
-            f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={run_dir}."
-        )
+    checkpoint.guard_run_dir(run_dir, resumed)
     torch.manual_seed(cfg["seed"])
     device = resolve_device(cfg["device"])
     parts = setup(cfg, device)
-    model, encoder, loss_fn, opt, sched = (parts[k] for k in ("model", "encoder", "loss_fn", "optimizer", "scheduler"))
+    model, loss_fn, opt, sched = (parts[k] for k in ("model", "loss_fn", "optimizer", "scheduler"))
+    encoder = sequence_input(parts["data"], parts["encoder"])
+    if parts["data"].temporal and cfg["encoder"]["name"] != "direct":
+        log.info(f"dataset {cfg['dataset']['name']} is already a spike sequence; encoder {cfg['encoder']['name']} is not used")
     start_epoch, best_acc, history = 0, 0.0, []
     if resumed:
         check_resumable(resumed["config"], cfg, resumed["path"])
@@ -105,10 +129,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
 
     order = torch.Generator()
-    lone_last = len(parts["data"].train) % tc["batch_size"] == 1  # a 1-sample batch breaks BN statistics
-    train_loader = DataLoader(parts["data"].train, tc["batch_size"], shuffle=True, generator=order, drop_last=lone_last,
-                              num_workers=tc["num_workers"], pin_memory=device.type == "cuda")
-    test_loader = DataLoader(parts["data"].test, tc["eval_batch_size"], num_workers=tc["num_workers"])
+    train_loader, test_loader = make_loaders(parts["data"], tc, order, device)
     n_batches = len(train_loader) if tc["limit_batches"] is None else min(tc["limit_batches"], len(train_loader))
     from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only needed here
 

@@ -55,7 +55,7 @@ from ..models import make_factories
 from ..registry import build
 from . import checkpoint
 from .config import check_resumable, resolve_device, validate
-from .loop import TRAINERS, as_dict
+from .loop import TRAINERS, as_dict, sequence_input
 from .progress import EpochProgress
 
 log = logging.getLogger("snntrain")
@@ -213,16 +213,13 @@ def train_stdp(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     resumed = checkpoint.load(cfg["resume"]) if cfg.get("resume") else None
-    if (ckpt_dir / checkpoint.LAST).exists() and not (resumed and Path(resumed["path"]).parent == ckpt_dir.resolve()):
-        raise ConfigError(
-            f"run directory {run_dir} already holds checkpoints of an earlier run; they are left as they are. "
-            f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={run_dir}."
-        )
+    checkpoint.guard_run_dir(run_dir, resumed)
     torch.manual_seed(cfg["seed"])
     device = resolve_device(cfg["device"])
-    data = build("dataset", cfg["dataset"]["name"], **{k: v for k, v in cfg["dataset"].items() if k != "name"})
-    encoder = build("encoder", cfg["encoder"]["name"], context={"T": cfg["T"]},
-                    **{k: v for k, v in cfg["encoder"].items() if k != "name"})
+    data = build("dataset", cfg["dataset"]["name"], context={"T": cfg["T"]},
+                 **{k: v for k, v in cfg["dataset"].items() if k != "name"})
+    encoder = sequence_input(data, build("encoder", cfg["encoder"]["name"], context={"T": cfg["T"]},
+                                         **{k: v for k, v in cfg["encoder"].items() if k != "name"}))
     in_features = math.prod(data.in_shape)
     layer = build_layer(cfg, tc, in_features).to(device)
     initial = copy.deepcopy(layer)
