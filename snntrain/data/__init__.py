@@ -1,5 +1,14 @@
-"""Datasets (registry kind ``dataset``) and encoders (kind ``encoder``)."""
-from . import digits, encoders
+"""Datasets (registry kind ``dataset``) and encoders (kind ``encoder``).
+
+Every module in this package is imported here, so a new file that registers a dataset
+or encoder is available without further edits.
+"""
+import importlib
+import pkgutil
+
 from .bundle import DataBundle
 
-__all__ = ["DataBundle", "digits", "encoders"]
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")
+
+__all__ = ["DataBundle"]
