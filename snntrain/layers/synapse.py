@@ -44,29 +44,45 @@ def _size(v: Size) -> int | tuple[int, ...]:
     return tuple(v) if isinstance(v, (list, tuple)) else v
 
 
-def _family(name: str, classes: dict[int, type[nn.Module]], params: list[tuple[str, object, object]], summary: str) -> None:
-    """Register ``name.format(d)`` for d in 1, 2, 3: a factory with an explicit, annotated signature."""
-    for d, cls in classes.items():
-        sig = inspect.Signature(
-            [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann) for p, ann, default in params]
-        )
+def register_family(
+    name: str, dims: tuple[int, ...], params: list[tuple[str, object, object]], summary: str,
+    make: Callable[..., nn.Module],
+) -> None:
+    """Register ``name.format(d=d)`` for each d in ``dims``, all with one explicit, annotated signature.
 
-        def factory(_cls=cls, _sig=sig, **kw) -> SeqWrap:
-            bound = _sig.bind(**kw)
+    ``params`` are ``(name, annotation, default)``; ``make(d, **arguments)`` builds the
+    layer. The registry validates config values against the signature, and
+    ``snntrain-list`` shows it.
+    """
+    sig = inspect.Signature(
+        [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann) for p, ann, default in params]
+    )
+    for d in dims:
+        def factory(_d=d, **kw) -> nn.Module:
+            bound = sig.bind(**kw)
             bound.apply_defaults()
-            kw = dict(bound.arguments)
-            for k, v in kw.items():
-                if k in ("kernel_size", "stride", "padding", "output_padding", "dilation", "output_size"):
-                    kw[k] = _size(v) if v is not None else None
-                if isinstance(v, int) and k in ("in_channels", "out_channels", "kernel_size", "groups"):
-                    check(v >= 1, k, f"must be >= 1, got {v}")
-            return SeqWrap(_cls(**kw))
+            return make(_d, **bound.arguments)
 
         factory.__signature__ = sig  # type: ignore[attr-defined]
         factory.__annotations__ = {p: ann for p, ann, _ in params}
-        factory.__doc__ = summary.format(d=d) + f"\n\nWraps ``torch.nn.{cls.__name__}``; input ``[T, B, C, ...]`` with {d} spatial dim(s)."
+        factory.__doc__ = summary.format(d=d)
         factory.__name__ = name.format(d=d)
         register("layer", name.format(d=d))(factory)
+
+
+def _family(name: str, classes: dict[int, type[nn.Module]], params: list[tuple[str, object, object]], summary: str) -> None:
+    """A family of torch layers ``classes[d]`` wrapped in :class:`SeqWrap`."""
+
+    def make(d: int, **kw) -> SeqWrap:
+        for k, v in kw.items():
+            if k in ("kernel_size", "stride", "padding", "output_padding", "dilation", "output_size"):
+                kw[k] = _size(v) if v is not None else None
+            if isinstance(v, int) and k in ("in_channels", "out_channels", "kernel_size", "groups"):
+                check(v >= 1, k, f"must be >= 1, got {v}")
+        return SeqWrap(classes[d](**kw))
+
+    doc = summary + "\n\nWraps the torch layer of the same name; input ``[T, B, C, ...]`` with {d} spatial dim(s)."
+    register_family(name, tuple(classes), params, doc, make)
 
 
 E = inspect.Parameter.empty

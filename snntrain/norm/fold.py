@@ -36,6 +36,7 @@ and bias can be read and rescaled, registered as layers ``conv_bn1d/2d/3d``.
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from typing import Literal
 
@@ -44,8 +45,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import check
-from ..layers.synapse import SeqWrap
-from ..registry import register
+from ..layers.synapse import SeqWrap, register_family
 from .bn import BatchNorm, check_bn_args
 from .bntt import BatchNormThroughTime
 from .layernorm import LayerNorm
@@ -306,64 +306,15 @@ def _conv_bn(
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
-@register("layer", "conv_bn1d")
-def conv_bn1d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: Size = 3,
-    stride: Size = 1,
-    padding: Size = 1,
-    dilation: Size = 1,
-    groups: int = 1,
-    padding_mode: PaddingMode = "zeros",
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> ConvBatchNorm:
-    """Conv1d (no bias) -> BN over T·B·L per channel, foldable into one conv; on ``[T, B, C, L]``."""
-    return _conv_bn(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode,
-                    eps, momentum, affine, track_running_stats)
-
-
-@register("layer", "conv_bn2d")
-def conv_bn2d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: Size = 3,
-    stride: Size = 1,
-    padding: Size = 1,
-    dilation: Size = 1,
-    groups: int = 1,
-    padding_mode: PaddingMode = "zeros",
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> ConvBatchNorm:
-    """Conv2d (no bias) -> BN over T·B·H·W per channel (SpikingJelly's ConvBatchNorm2d), foldable into one conv."""
-    return _conv_bn(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode,
-                    eps, momentum, affine, track_running_stats)
-
-
-@register("layer", "conv_bn3d")
-def conv_bn3d(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: Size = 3,
-    stride: Size = 1,
-    padding: Size = 1,
-    dilation: Size = 1,
-    groups: int = 1,
-    padding_mode: PaddingMode = "zeros",
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> ConvBatchNorm:
-    """Conv3d (no bias) -> BN over T·B·D·H·W per channel, foldable into one conv; on ``[T, B, C, D, H, W]``."""
-    return _conv_bn(3, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode,
-                    eps, momentum, affine, track_running_stats)
+register_family(
+    "conv_bn{d}d", (1, 2, 3),
+    [("in_channels", int, inspect.Parameter.empty), ("out_channels", int, inspect.Parameter.empty),
+     ("kernel_size", Size, 3), ("stride", Size, 1), ("padding", Size, 1), ("dilation", Size, 1), ("groups", int, 1),
+     ("padding_mode", PaddingMode, "zeros"), ("eps", float, 1e-5), ("momentum", float | None, 0.1),
+     ("affine", bool, True), ("track_running_stats", bool, True)],
+    "Conv{d}d (no bias) -> BN over T·B·space per channel (SpikingJelly's ConvBatchNorm2d for d=2), foldable into one conv.",
+    lambda d, **kw: _conv_bn(d, **kw),
+)
 
 
 # ------------------------------------------------------------------------ whole models
