@@ -145,3 +145,16 @@ def test_model_layers_chosen_by_name_from_config(tmp_path):
 def test_unknown_synapse_name_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="model.synapse: unknown layer 'dense'"):
         train(compose_cfg(*FAST, "model.synapse=dense"), tmp_path)
+
+
+def test_silent_layers_are_reported(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="snntrain"):
+        metrics = train(compose_cfg(*FAST, "neuron.threshold=1000"), tmp_path)
+    assert metrics["silent_layers"] == ["3_lif"]
+    assert "3_lif fired no spike on the test set" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="snntrain"):
+        caplog.clear()
+        assert train(compose_cfg(*FAST), tmp_path / "ok")["silent_layers"] == []
+    assert "fired no spike" not in caplog.text

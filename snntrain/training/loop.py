@@ -135,7 +135,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
 
     writer = SummaryWriter(str(run_dir / "tensorboard"))
     writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", start_epoch)
-    t_start, record = time.perf_counter(), history[-1] if history else {}
+    t_start, record, warned_silent = time.perf_counter(), history[-1] if history else {}, False
     for epoch in range(start_epoch, tc["epochs"]):
         # ---- train one epoch (BPTT through all T steps) ----
         model.train()
@@ -167,6 +167,15 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
             "test_loss": test["loss"], "test_acc": test["acc"], "best_test_acc": best_acc, "lr": lr,
             "samples_per_s": n / train_s, "firing_rates": test["firing_rates"],
         }
+        silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
+        if silent and not warned_silent:
+            warned_silent = True
+            log.warning(
+                f"layer(s) {', '.join(silent)} fired no spike on the test set after epoch {epoch + 1}: no gradient can "
+                f"flow through a silent layer. Try a normalization (norm=bn or norm=tdbn), a lower neuron.threshold, "
+                f"or a wider surrogate."
+            )
+        record["silent_layers"] = silent
         history.append(record)
         for key in ("train/loss", "train/acc", "test/loss", "test/acc"):
             writer.add_scalar(key, record[key.replace("/", "_")], epoch + 1)
