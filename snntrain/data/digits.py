@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 from ..errors import check
 from ..registry import register
 from .bundle import DataBundle
+from .split import stratified_split
 
 
 @register("dataset", "digits")
@@ -26,17 +27,10 @@ def digits(test_fraction: float = 0.2, split_seed: int = 0) -> DataBundle:
     raw = load_digits()
     x = torch.tensor(raw.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8]
     y = torch.tensor(raw.target, dtype=torch.long)
-    g = torch.Generator().manual_seed(split_seed)
-    test_idx = []
-    for c in range(10):  # stratified: the same fraction of every class goes to test
-        idx = (y == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        test_idx.append(idx[: round(len(idx) * test_fraction)])
-    is_test = torch.zeros(len(y), dtype=torch.bool)
-    is_test[torch.cat(test_idx)] = True
+    train_idx, test_idx = stratified_split(y.tolist(), test_fraction, split_seed)
     return DataBundle(
-        train=TensorDataset(x[~is_test], y[~is_test]),
-        test=TensorDataset(x[is_test], y[is_test]),
+        train=TensorDataset(x[train_idx], y[train_idx]),
+        test=TensorDataset(x[test_idx], y[test_idx]),
         in_shape=(1, 8, 8),
         num_classes=10,
     )

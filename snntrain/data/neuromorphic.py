@@ -55,6 +55,7 @@ from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
 from .files import DEFAULT_ROOT, require_files
+from .split import stratified_split
 
 #: bump when the cached frame format changes, so old caches are not read
 CACHE_FORMAT = 1
@@ -287,23 +288,6 @@ def _bundle(dataset: str, splits: dict[str, Any], sensor: tuple[int, int, int], 
         test = FrameDataset(sources["all"], split_indices["test"], flat)
     in_shape = (binning.shape[2],) if flat else tuple(binning.shape[1:])
     return DataBundle(train=train, test=test, in_shape=in_shape, num_classes=num_classes, temporal=True)
-
-
-def stratified_split(targets: list[int], test_fraction: float, split_seed: int) -> tuple[list[int], list[int]]:
-    """Fixed seeded stratified split: ``round(n * test_fraction)`` of every class (at least one of a
-    class with two or more samples) goes to test."""
-    y = torch.tensor(targets)
-    g = torch.Generator().manual_seed(split_seed)
-    test = []
-    for c in sorted(set(targets)):
-        idx = (y == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        k = round(len(idx) * test_fraction)
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        test += idx[:k].tolist()
-    test_set = set(test)
-    return [i for i in range(len(targets)) if i not in test_set], sorted(test)
 
 
 # ------------------------------------------------------------------ the registered datasets
