@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ParamError, check
-from ..neurons.base import SpikingNeuron
+from ..neurons.base import SpikingNeuron, unroll
 from ..registry import build, register
 
 
@@ -78,11 +78,7 @@ class MultiStep(nn.Sequential):
         return x, new
 
     def forward(self, x_seq: Tensor) -> Tensor:
-        state, out = None, []
-        for x in x_seq:
-            y, state = self.step(x, state)
-            out.append(y)
-        return torch.stack(out)
+        return unroll(self.step, x_seq)
 
 
 def _nested_error(prefix: str, err: ConfigError) -> ParamError:
@@ -151,11 +147,7 @@ class ElementWiseRecurrent(nn.Module):
         return y, (y, sub_state)
 
     def forward(self, x_seq: Tensor) -> Tensor:
-        state, out = None, []
-        for x in x_seq:
-            y, state = self.step(x, state)
-            out.append(y)
-        return torch.stack(out)
+        return unroll(self.step, x_seq)
 
     def extra_repr(self) -> str:
         return f"function={getattr(self.function, '__name__', self.function)}"
@@ -206,11 +198,7 @@ class LinearRecurrent(nn.Module):
         return y, (y, sub_state)
 
     def forward(self, x_seq: Tensor) -> Tensor:
-        state, out = None, []
-        for x in x_seq:
-            y, state = self.step(x, state)
-            out.append(y)
-        return torch.stack(out)
+        return unroll(self.step, x_seq)
 
 
 @register("layer", "linear_recurrent")

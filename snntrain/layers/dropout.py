@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import check
+from ..neurons.base import unroll
 from ..registry import register
 
 
@@ -231,11 +232,7 @@ class DropConnectLinear(nn.Module):
         if self.training and self.invariant:
             masks = self.draw(x_seq.shape[1])
             return self._act(self._masked(x_seq, masks, time=True))
-        state, out = None, []
-        for x in x_seq:
-            y, state = self.step(x, state)
-            out.append(y)
-        return torch.stack(out)
+        return unroll(self.step, x_seq)
 
     def extra_repr(self) -> str:
         return (

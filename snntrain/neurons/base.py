@@ -49,6 +49,15 @@ def detach_state(state: Any) -> Any:
     return state
 
 
+def unroll(step: Callable[[Tensor, Any], tuple[Tensor, Any]], x_seq: Tensor) -> Tensor:
+    """Run a streaming ``step(x, state) -> (y, state)`` over ``[T, B, ...]`` from a fresh state."""
+    state, out = None, []
+    for x in x_seq:
+        y, state = step(x, state)
+        out.append(y)
+    return torch.stack(out)
+
+
 def _value(v: float | Tensor, learn: bool) -> Tensor | nn.Parameter:
     t = torch.as_tensor(v, dtype=torch.get_default_dtype()).clone()
     return nn.Parameter(t) if learn else t

@@ -71,3 +71,14 @@ def guard_run_dir(run_dir: Path, resumed: dict[str, Any] | None) -> None:
             f"run directory {run_dir} already holds checkpoints of an earlier run; they are left as they are. "
             f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={run_dir}."
         )
+
+
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """Generator states to store in a checkpoint, so a resumed run draws the same numbers."""
+    return {"rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+
+def restore_rng(ckpt: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(ckpt["rng"].cpu())
+    if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])

@@ -122,9 +122,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         model.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["optimizer"])
         sched.load_state_dict(resumed["scheduler"])
-        torch.set_rng_state(resumed["rng"].cpu())
-        if device.type == "cuda" and resumed.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([s.cpu() for s in resumed["cuda_rng"]])
+        checkpoint.restore_rng(resumed, device)
         start_epoch, best_acc, history = resumed["epoch"], resumed["best_test_acc"], resumed["history"]
         log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
 
@@ -187,8 +185,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, An
         state = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "epoch": epoch + 1, "best_test_acc": best_acc, "history": history, "config": cfg,
-            "rng": torch.get_rng_state(), "version": __version__,
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "version": __version__, **checkpoint.rng_states(device),
         }
         checkpoint.save(state, ckpt_dir / checkpoint.LAST)
         if test["acc"] >= best_acc:

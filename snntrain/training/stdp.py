@@ -234,9 +234,7 @@ def train_stdp(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
         check_resumable(resumed["config"], cfg, resumed["path"])
         layer.load_state_dict(resumed["model"])
         initial.load_state_dict(resumed["initial_model"])
-        torch.set_rng_state(resumed["rng"].cpu())
-        if device.type == "cuda" and resumed.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([s.cpu() for s in resumed["cuda_rng"]])
+        checkpoint.restore_rng(resumed, device)
         start_epoch, best_acc, history = resumed["epoch"], resumed["best_test_acc"], resumed["history"]
         initial_score = resumed["readout_initial"]
         log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
@@ -305,8 +303,7 @@ def train_stdp(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
         state = {
             "model": layer.state_dict(), "initial_model": initial.state_dict(), "optimizer": {}, "scheduler": {},
             "epoch": epoch + 1, "best_test_acc": best_acc, "history": history, "config": cfg,
-            "readout_initial": initial_score, "rng": torch.get_rng_state(), "version": __version__,
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "readout_initial": initial_score, "version": __version__, **checkpoint.rng_states(device),
         }
         checkpoint.save(state, ckpt_dir / checkpoint.LAST)
         if score is not None and score["test_acc"] >= best_acc:
