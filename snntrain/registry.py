@@ -18,6 +18,7 @@ builder receives only those its signature asks for.
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -126,8 +127,9 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, str]:
         return any(ok for ok, _ in results), " or ".join(desc for _, desc in results)
     if hint is type(None):
         return value is None, "null"
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    if hint is float:  # a float argument means a finite number: nan and inf are never meant
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return ok, "a finite number"
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), "an integer"
     if hint is bool:

@@ -87,6 +87,7 @@ class SpikingNeuron(nn.Module):
     ):
         super().__init__()
         check(threshold > 0, "threshold", f"must be > 0, got {threshold}")
+        check(graded_spikes_factor > 0, "graded_spikes_factor", f"must be > 0 (the spike amplitude), got {graded_spikes_factor}")
         check(reset in RESETS, "reset", f"must be one of {', '.join(RESETS)}, got {reset!r}")
         self.surrogate = surrogate if surrogate is not None else ATan()
         self._param_or_buffer("threshold", threshold, learn_threshold)
