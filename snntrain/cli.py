@@ -1,44 +1,92 @@
 """Command line: ``snntrain`` (Hydra) and ``snntrain-list`` (the component registry).
 
-The Hydra entry is deliberately thin: it hands the composed config and the run
-directory to :func:`snntrain.training.train` and turns user errors into a one-paragraph
-message and exit status 2 (no traceback).
+The Hydra entry is deliberately thin: it hands the composed config, the run directory
+and Hydra's own record of the run (``.hydra/*.yaml``, written only once the run is
+accepted) to :func:`execute`, a plain function that calls
+:func:`snntrain.training.train` and turns every user-facing error into one paragraph
+on stderr and an exit status (see :mod:`snntrain.errors`). A run that fails before it
+starts leaves no run directory behind. Under ``-m`` a failing job is recorded as failed
+(``<sweep dir>/jobs.jsonl``) and the sweep goes on; the summary at the end lists it
+and the command exits 1.
 """
 from __future__ import annotations
 
 import argparse
 import re
 import sys
+from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError
+from .errors import ConfigError, RunError
+
+
+def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dict[str, str] | None = None,
+            command: list[str] | None = None) -> tuple[int, dict[str, Any] | None, str | None]:
+    """Run ``snntrain`` on ``cfg`` in ``run_dir``: ``(exit status, metrics or None, error message or None)``.
+
+    Errors are printed as one paragraph (no traceback). A run that never started
+    removes ``run_dir`` (and its parent) again if they are left empty.
+    """
+    from .training import train
+    from .training.rundir import remove_if_empty
+
+    run_dir = Path(run_dir)
+    try:
+        metrics = train(cfg, run_dir, run_files=files, command=command)
+    except ConfigError as err:
+        message, code = f"snntrain: error: {err}", err.exit_code
+    except RunError as err:
+        message, code = f"snntrain: {err}", err.exit_code
+    except KeyboardInterrupt:
+        message, code = ("snntrain: stopped at once (second Ctrl-C); the run's checkpoints/last.pt is the last "
+                         "checkpoint written, if any."), 130
+    else:
+        if metrics.get("status") == "already finished":  # the engine said so; nothing was written
+            remove_if_empty(run_dir, Path.cwd())
+        return 0, metrics, None
+    print(message, file=sys.stderr, flush=True)
+    remove_if_empty(run_dir, Path.cwd())
+    return code, None, message
+
+
+def _hydra_files(cfg: DictConfig) -> dict[str, str]:
+    hc = HydraConfig.get()
+    return {
+        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
+        ".hydra/hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
+        ".hydra/overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(hc.overrides.task))),
+    }
 
 
 @hydra.main(version_base=None, config_path="pkg://snntrain.configs", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
-    from .training import train
+    from . import sweep
 
-    run_dir = HydraConfig.get().runtime.output_dir
-    try:
-        return train(cfg, run_dir)["test_acc"]
-    except ConfigError as err:
-        print(f"snntrain: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(
-            f"\nsnntrain: interrupted. {run_dir}/checkpoints/last.pt holds the last finished epoch; "
-            f"continue with the same overrides plus resume={run_dir}",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+    hc = HydraConfig.get()
+    run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
+    code, metrics, error = execute(cfg, run_dir, files=_hydra_files(cfg), command=overrides)
+    if hc.mode == RunMode.MULTIRUN:
+        sweep.record_job(Path(hc.sweep.dir), hc.job.num, overrides, run_dir, code, metrics, error)
+        if code in (130, 143):  # the user stopped the sweep
+            sys.exit(code)
+        return metrics["test_acc"] if metrics else float("nan")  # nan: Optuna marks the trial failed
+    if code:
+        sys.exit(code)
+    return metrics["test_acc"]
 
 
 def main() -> None:
     """Entry point of the ``snntrain`` command."""
+    from . import sweep
+
     _hydra_main()
+    if sweep.FAILED_JOBS:
+        sys.exit(1)
 
 
 def _markdown(rst: str) -> str:

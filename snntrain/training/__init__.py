@@ -1,6 +1,6 @@
-"""Training: the loop, losses, optimizers, schedulers, checkpoints."""
+"""Training: the run engine, the trainers (``bptt``, ``stdp``), losses, optimizers, checkpoints."""
 from . import losses, optim
-from .loop import evaluate, setup, train
-from . import stdp  # noqa: E402  (registers trainer.mode=stdp in loop.TRAINERS)
+from .engine import TrainerBase, build_trainer, train
+from . import bptt, stdp  # noqa: E402  (register the trainers)
 
-__all__ = ["evaluate", "losses", "optim", "setup", "train"]
+__all__ = ["TrainerBase", "build_trainer", "bptt", "losses", "optim", "stdp", "train"]

@@ -1,32 +1,42 @@
-"""Checks on the top-level config values, run before anything is built."""
+"""One validation path for a run's config, run before anything is built or written.
+
+* top-level keys and the shared ``trainer.*`` keys: :mod:`snntrain.training.schema`;
+* each component group (``model``, ``neuron``, ..., ``trainer``) names a registered
+  component, whose arguments the registry checks when it is built;
+* the trainer's own arguments (e.g. ``trainer.units`` of ``trainer=stdp``) are the
+  arguments of the registered trainer, checked by the registry the same way.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
-
-GROUPS = ("model", "neuron", "surrogate", "norm", "dataset", "encoder", "optimizer", "scheduler", "loss")
-#: keys that may differ between a checkpoint's config and the run that resumes it
-RESUME_MAY_DIFFER = ("resume", "device", "trainer.num_workers", "trainer.progress", "trainer.eval_batch_size")
+from ..registry import entry
+from .schema import GROUPS, LOOP, RESUME_MAY_DIFFER, TOP, check_section, unknown_key
 
 
-def _int(cfg: dict[str, Any], key: str, low: int, allow_none: bool = False) -> None:
-    node = cfg
-    *parents, leaf = key.split(".")
-    for p in parents:
-        node = node.get(p) or {}
-    value = node.get(leaf)
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        extra = " or null" if allow_none else ""
-        raise ConfigError(f"{key}: must be an integer >= {low}{extra}, got {value!r}. Set it with {key}=<value>.")
+@dataclass(frozen=True)
+class RunSpec:
+    """The checked run settings: ``loop`` (the shared ``trainer.*`` keys) and the trainer's own arguments."""
+
+    loop: dict[str, Any]
+    trainer: str
+    trainer_args: dict[str, Any]
 
 
-def validate(cfg: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming the first bad top-level key."""
+def section_args(section: dict[str, Any]) -> dict[str, Any]:
+    """A component section without its ``name``: the arguments for the registry."""
+    return {k: v for k, v in section.items() if k != "name"}
+
+
+def validate(cfg: dict[str, Any]) -> RunSpec:
+    """Raise :class:`ConfigError` naming the first bad key; return the checked run settings."""
+    for key in cfg:
+        if key not in TOP and key not in GROUPS:
+            raise unknown_key("", key, [*TOP, *GROUPS], "the snntrain config")
     for group in GROUPS:
         section = cfg.get(group)
         if not isinstance(section, dict) or "name" not in section:
@@ -34,35 +44,23 @@ def validate(cfg: dict[str, Any]) -> None:
                 f"{group}: the config has no {group} section with a 'name'. Choose one with {group}=<name> "
                 f"(see `snntrain-list {group}`)."
             )
-    mode = (cfg.get("trainer") or {}).get("mode", "bptt")
-    from .loop import TRAINERS
-
-    if mode != "bptt" and mode not in TRAINERS:
-        raise ConfigError(f"trainer.mode: unknown mode {mode!r}. Valid modes: {', '.join(['bptt', *TRAINERS])}.")
-    _int(cfg, "T", 1)
-    _int(cfg, "seed", 0)
-    _int(cfg, "trainer.epochs", 1)
-    _int(cfg, "trainer.batch_size", 1)
-    _int(cfg, "trainer.eval_batch_size", 1)
-    _int(cfg, "trainer.limit_batches", 1, allow_none=True)
-    _int(cfg, "trainer.num_workers", 0)
-    tc = cfg.get("trainer") or {}
-    if tc.get("pin_memory", "auto") not in ("auto", True, False):
-        raise ConfigError(f"trainer.pin_memory: must be auto, true or false, got {tc['pin_memory']!r}.")
-    if tc.get("num_workers", 0) == 0 and (tc.get("persistent_workers") or tc.get("prefetch_factor") is not None):
+    check_section({k: v for k, v in cfg.items() if k in TOP}, TOP, "", "the snntrain config")
+    tc = cfg["trainer"]
+    trainer = entry("trainer", tc["name"]).name  # unknown names: an error listing the trainers
+    own = [p.name for p in entry("trainer", trainer).user_params()]
+    loop = check_section({k: v for k, v in tc.items() if k in LOOP or k not in own and k != "name"}, LOOP,
+                         "trainer.", f"trainer={trainer}", also_valid=tuple(own))
+    if loop["num_workers"] == 0 and (loop["persistent_workers"] or loop["prefetch_factor"] is not None):
         raise ConfigError(
             "trainer.persistent_workers / trainer.prefetch_factor only apply with worker processes; "
             "set trainer.num_workers >= 1 or leave them at false / null."
         )
-    if tc.get("prefetch_factor") is not None:
-        _int(cfg, "trainer.prefetch_factor", 1)
-    device = cfg.get("device")
-    if device not in ("auto", "cpu", "cuda") and not (isinstance(device, str) and device.startswith("cuda:")):
+    device = cfg["device"]
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {device} was asked for but torch sees no CUDA device here; use device=cpu or device=auto.")
-    if cfg.get("resume") is not None and not isinstance(cfg["resume"], str):
-        raise ConfigError(f"resume: must be a run directory or checkpoint path, got {cfg['resume']!r}.")
+    return RunSpec(loop=loop, trainer=trainer, trainer_args={k: v for k, v in tc.items() if k in own})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,5 +89,6 @@ def check_resumable(saved: dict[str, Any], now: dict[str, Any], path: str) -> No
         raise ConfigError(
             f"resume: this run's config differs from the one that wrote {path} ({shown}"
             f"{'; ...' if len(diffs) > 6 else ''}). Resume with the same overrides as the original run "
-            f"(they are in its .hydra/overrides.yaml) plus resume=<run dir>."
+            f"(they are in its .hydra/overrides.yaml) plus resume=<run dir>; only "
+            f"{', '.join(RESUME_MAY_DIFFER[1:])} may change."
         )

@@ -35,96 +35,24 @@ Outputs (as the BPTT trainer): ``tensorboard/`` (``stdp/weight_change`` — mean
 from __future__ import annotations
 
 import copy
-import json
-import warnings
 import logging
 import math
-import time
-from pathlib import Path
-from typing import Any
+import warnings
+from typing import Any, Literal
 
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from .. import __version__
-from ..errors import ConfigError
+from ..errors import check
 from ..learning import REDUCTIONS, WEIGHT_FUNCTIONS, STDPLearner
 from ..models import make_factories
-from ..registry import build
-from . import checkpoint
-from .config import check_resumable, resolve_device, validate
-from .loop import TRAINERS, as_dict, sequence_input
-from .progress import EpochProgress
+from ..registry import build, register
+from .bptt import sequence_input
+from .config import section_args
+from .engine import TrainerBase
 
 log = logging.getLogger("snntrain")
-
-#: every key ``trainer=stdp`` reads, with its default (configs/trainer/stdp.yaml documents them)
-DEFAULTS: dict[str, Any] = {
-    "mode": "stdp", "epochs": 3, "batch_size": 32, "eval_batch_size": 512, "limit_batches": None,
-    "num_workers": 0, "progress": True, "units": 100, "lr": 0.05, "tau_pre": 2.0, "tau_post": 2.0,
-    "f_pre": "multiplicative", "f_post": "multiplicative", "a_pre": 1.0, "a_post": 1.0, "reduction": "mean",
-    "w_min": 0.0, "w_max": 1.0, "init_min": 0.0, "init_max": 0.3, "clamp": True, "normalize": 5.0,
-    "wta": True, "homeostasis": 0.5, "target_rate": None, "readout_every": 1, "readout_max_iter": 1000,
-}
-
-
-# ---- config ------------------------------------------------------------------------
-def _num(tc: dict[str, Any], key: str, low: float | None = None, strict: bool = False, allow_none: bool = False) -> None:
-    v = tc[key]
-    if v is None and allow_none:
-        return
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and low is not None:
-        ok = v > low if strict else v >= low
-    if not ok:
-        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
-        raise ConfigError(f"trainer.{key}: must be a finite number{bound}{' or null' if allow_none else ''}, got {v!r}. "
-                          f"Set it with trainer.{key}=<value>.")
-
-
-def _choice(tc: dict[str, Any], key: str, choices: tuple[str, ...]) -> None:
-    if tc[key] not in choices:
-        raise ConfigError(f"trainer.{key}: must be one of {', '.join(choices)}, got {tc[key]!r}.")
-
-
-def stdp_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``trainer`` section with defaults filled in, checked; bad values raise :class:`ConfigError`."""
-    unknown = sorted(set(cfg["trainer"]) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"trainer.{unknown[0]}: not a key of trainer=stdp. Valid keys: {', '.join(DEFAULTS)}. "
-                          f"Remove it or fix its spelling.")
-    tc = {**DEFAULTS, **cfg["trainer"]}
-    for key in ("units", "readout_every", "readout_max_iter"):
-        v = tc[key]
-        low = 0 if key == "readout_every" else 1
-        if not isinstance(v, int) or isinstance(v, bool) or v < low:
-            raise ConfigError(f"trainer.{key}: must be an integer >= {low}, got {v!r}. Set it with trainer.{key}=<value>.")
-    for key in ("tau_pre", "tau_post"):
-        _num(tc, key, 1.0)  # SpikingJelly's Euler trace needs tau >= 1 step
-    _num(tc, "lr", 0.0)
-    for key in ("a_pre", "a_post", "homeostasis"):
-        _num(tc, key, 0.0)
-    for key in ("w_min", "w_max", "init_min", "init_max"):
-        _num(tc, key)
-    _num(tc, "target_rate", 0.0, allow_none=True)
-    _num(tc, "normalize", 0.0, strict=True, allow_none=True)
-    for key in ("f_pre", "f_post"):
-        _choice(tc, key, WEIGHT_FUNCTIONS)
-    _choice(tc, "reduction", REDUCTIONS)
-    for key in ("clamp", "wta", "progress"):
-        if not isinstance(tc[key], bool):
-            raise ConfigError(f"trainer.{key}: must be true or false, got {tc[key]!r}.")
-    if not tc["w_min"] < tc["w_max"]:
-        raise ConfigError(f"trainer.w_max: must be greater than trainer.w_min ({tc['w_min']}), got {tc['w_max']}.")
-    if not tc["init_min"] <= tc["init_max"]:
-        raise ConfigError(f"trainer.init_max: must be >= trainer.init_min ({tc['init_min']}), got {tc['init_max']}.")
-    if tc["target_rate"] is None:  # what winner-take-all gives when one neuron fires per step
-        tc["target_rate"] = 1.0 / tc["units"]
-    if tc["target_rate"] > 1:
-        raise ConfigError(f"trainer.target_rate: a firing rate per step, must be in [0, 1], got {tc['target_rate']}.")
-    return tc
 
 
 # ---- the model ---------------------------------------------------------------------
@@ -146,12 +74,13 @@ class STDPLayer(nn.Module):
         return (s_pre, s_post) if return_input else s_post
 
 
-def build_layer(cfg: dict[str, Any], tc: dict[str, Any], in_features: int) -> STDPLayer:
-    neuron_cfg = {**cfg["neuron"], "inhibition": tc["wta"]}
+def build_layer(cfg: dict[str, Any], in_features: int, units: int, wta: bool, init_min: float,
+                init_max: float) -> STDPLayer:
+    neuron_cfg = {**cfg["neuron"], "inhibition": wta}
     make_neuron, _ = make_factories(neuron_cfg, cfg["surrogate"], cfg["norm"], cfg["T"])
-    layer = STDPLayer(in_features, tc["units"], make_neuron((tc["units"],)))
+    layer = STDPLayer(in_features, units, make_neuron((units,)))
     with torch.no_grad():
-        layer.fc.weight.uniform_(tc["init_min"], tc["init_max"])
+        layer.fc.weight.uniform_(init_min, init_max)
         layer.fc.bias.zero_()
     return layer.requires_grad_(False)  # learned by STDP only
 
@@ -183,7 +112,7 @@ def spike_counts(layer: STDPLayer, dataset, encoder, batch_size: int, seed: int,
     return torch.cat(counts), torch.cat(labels), spikes / max(entries, 1)
 
 
-def readout(layer: STDPLayer, data, encoder, tc: dict[str, Any], seed: int, device) -> dict[str, float]:
+def readout(layer: STDPLayer, data, encoder, batch_size: int, max_iter: int, seed: int, device) -> dict[str, float]:
     """Fit a logistic regression on the train split's spike counts; accuracy on both splits."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -191,9 +120,9 @@ def readout(layer: STDPLayer, data, encoder, tc: dict[str, Any], seed: int, devi
     from sklearn.preprocessing import StandardScaler
 
     layer.eval()
-    x_tr, y_tr, _ = spike_counts(layer, data.train, encoder, tc["eval_batch_size"], seed + 1, device)
-    x_te, y_te, rate = spike_counts(layer, data.test, encoder, tc["eval_batch_size"], seed + 2, device)
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=tc["readout_max_iter"]))
+    x_tr, y_tr, _ = spike_counts(layer, data.train, encoder, batch_size, seed + 1, device)
+    x_te, y_te, rate = spike_counts(layer, data.test, encoder, batch_size, seed + 2, device)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x_tr.numpy(), y_tr.numpy())
@@ -205,130 +134,133 @@ def readout(layer: STDPLayer, data, encoder, tc: dict[str, Any], seed: int, devi
 
 
 # ---- the trainer -------------------------------------------------------------------
-def train_stdp(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
-    """Train one layer with STDP as ``cfg`` says; write metrics.json, TensorBoard logs, checkpoints."""
-    cfg = as_dict(cfg)
-    validate(cfg)
-    tc = stdp_config(cfg)
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    resumed = checkpoint.load(cfg["resume"]) if cfg.get("resume") else None
-    checkpoint.guard_run_dir(run_dir, resumed)
-    torch.manual_seed(cfg["seed"])
-    device = resolve_device(cfg["device"])
-    data = build("dataset", cfg["dataset"]["name"], context={"T": cfg["T"]},
-                 **{k: v for k, v in cfg["dataset"].items() if k != "name"})
-    encoder = sequence_input(data, build("encoder", cfg["encoder"]["name"], context={"T": cfg["T"]},
-                                         **{k: v for k, v in cfg["encoder"].items() if k != "name"}))
-    in_features = math.prod(data.in_shape)
-    layer = build_layer(cfg, tc, in_features).to(device)
-    initial = copy.deepcopy(layer)
-    learner = STDPLearner(layer.fc, tc["tau_pre"], tc["tau_post"], tc["f_pre"], tc["f_post"], w_min=tc["w_min"],
-                          w_max=tc["w_max"], a_pre=tc["a_pre"], a_post=tc["a_post"], reduction=tc["reduction"])
-    if tc["normalize"] is not None:
-        with torch.no_grad():
-            _normalize(layer.fc.weight, tc["normalize"])
-            initial.load_state_dict(layer.state_dict())
-    start_epoch, best_acc, history, initial_score = 0, 0.0, [], None
-    if resumed:
-        check_resumable(resumed["config"], cfg, resumed["path"])
-        layer.load_state_dict(resumed["model"])
-        initial.load_state_dict(resumed["initial_model"])
-        checkpoint.restore_rng(resumed, device)
-        start_epoch, best_acc, history = resumed["epoch"], resumed["best_test_acc"], resumed["history"]
-        initial_score = resumed["readout_initial"]
-        log.info(f"resumed from {resumed['path']} after epoch {start_epoch}")
-    if initial_score is None:
-        initial_score = readout(initial, data, encoder, tc, cfg["seed"], device)
-        log.info(f"readout on the initial weights: test acc {initial_score['test_acc']:.4f} "
-                 f"(firing rate {initial_score['firing_rate']:.4f})")
+@register("trainer", "stdp")
+class STDP(TrainerBase):
+    """Unsupervised trace STDP of one spiking layer, scored by a linear readout of its spike counts."""
 
-    order = torch.Generator()
-    loader = DataLoader(data.train, tc["batch_size"], shuffle=True, generator=order,
-                        num_workers=tc["num_workers"], pin_memory=device.type == "cuda")
-    n_batches = len(loader) if tc["limit_batches"] is None else min(tc["limit_batches"], len(loader))
-    from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only needed here
+    title = "stdp epoch"
 
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
-    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", start_epoch)
-    if not resumed:
-        writer.add_scalar("readout/test_acc", initial_score["test_acc"], 0)
-        writer.add_scalar("readout/train_acc", initial_score["train_acc"], 0)
-    t_start, record, score = time.perf_counter(), history[-1] if history else {}, None
-    for epoch in range(start_epoch, tc["epochs"]):
-        layer.train()
-        order.manual_seed(cfg["seed"] * 1_000_003 + epoch)  # same batches for the same (seed, epoch)
-        change, spikes, entries, n, t0 = 0.0, 0.0, 0, 0, time.perf_counter()
-        with EpochProgress(f"stdp epoch {epoch + 1}/{tc['epochs']}", n_batches, enabled=tc["progress"]) as bar, \
-                torch.no_grad():
-            for i, (x, _) in enumerate(loader):
-                if i == n_batches:
-                    break
-                s_pre, s_post = layer(encoder(x.to(device, non_blocking=True)), return_input=True)
-                before = layer.fc.weight.clone()
-                learner.learn(s_pre, s_post, tc["lr"], clamp=tc["clamp"])
-                if tc["normalize"] is not None:
-                    _normalize(layer.fc.weight, tc["normalize"])
-                if tc["homeostasis"] > 0:
-                    rate = (s_post != 0).float().mean((0, 1))
-                    layer.fc.bias.sub_(tc["homeostasis"] * (rate - tc["target_rate"]))
-                change += float((layer.fc.weight - before).abs().mean())
-                spikes += float((s_post != 0).sum())
-                entries += s_post.numel()
-                n += len(x)
-                bar.advance(lambda: f"|dW| {change / (i + 1):.2e} rate {spikes / max(entries, 1):.3f} "
-                                    f"{n / (time.perf_counter() - t0):.0f} samples/s")
-        train_s = time.perf_counter() - t0
-        last = epoch + 1 == tc["epochs"]
-        scored = last or (tc["readout_every"] > 0 and (epoch + 1) % tc["readout_every"] == 0)
-        score = readout(layer, data, encoder, tc, cfg["seed"], device) if scored else None
-        if score is not None:
-            best_acc = max(best_acc, score["test_acc"])
-        record = {
-            "epoch": epoch + 1, "weight_change": change / max(n_batches, 1), "train_firing_rate": spikes / max(entries, 1),
-            "weight_mean": float(layer.fc.weight.mean()), "samples_per_s": n / train_s,
-            "test_acc": score["test_acc"] if score else None, "readout_train_acc": score["train_acc"] if score else None,
-            "firing_rate": score["firing_rate"] if score else None, "best_test_acc": best_acc,
-        }
-        history.append(record)
-        writer.add_scalar("stdp/weight_change", record["weight_change"], epoch + 1)
-        writer.add_scalar("stdp/firing_rate", record["train_firing_rate"], epoch + 1)
-        writer.add_scalar("stdp/weight_mean", record["weight_mean"], epoch + 1)
-        writer.add_scalar("train/samples_per_s", record["samples_per_s"], epoch + 1)
-        if score is not None:
-            writer.add_scalar("readout/test_acc", score["test_acc"], epoch + 1)
-            writer.add_scalar("readout/train_acc", score["train_acc"], epoch + 1)
-            writer.add_scalar("readout/firing_rate", score["firing_rate"], epoch + 1)
-        writer.flush()
-        state = {
-            "model": layer.state_dict(), "initial_model": initial.state_dict(), "optimizer": {}, "scheduler": {},
-            "epoch": epoch + 1, "best_test_acc": best_acc, "history": history, "config": cfg,
-            "readout_initial": initial_score, "version": __version__, **checkpoint.rng_states(device),
-        }
-        checkpoint.save(state, ckpt_dir / checkpoint.LAST)
-        if score is not None and score["test_acc"] >= best_acc:
-            checkpoint.save(state, ckpt_dir / checkpoint.BEST)
-        log.info(
-            f"stdp epoch {epoch + 1}/{tc['epochs']}  mean |dW| {record['weight_change']:.3e}  "
-            f"firing rate {record['train_firing_rate']:.4f}  weight mean {record['weight_mean']:.4f}"
-            + (f"  readout test acc {score['test_acc']:.4f}" if score else "")
-            + f"  {record['samples_per_s']:.0f} samples/s"
-        )
-    writer.close()
-    if score is None:  # resumed after the last epoch: nothing trained, score what is there
-        score = readout(layer, data, encoder, tc, cfg["seed"], device)
-    metrics = {
-        "epoch": record.get("epoch", start_epoch), "test_acc": score["test_acc"], "readout_train_acc": score["train_acc"],
-        "readout_acc_initial": initial_score["test_acc"], "readout_train_acc_initial": initial_score["train_acc"],
-        "best_test_acc": max(best_acc, score["test_acc"]), "firing_rate": score["firing_rate"],
-        "firing_rate_initial": initial_score["firing_rate"], "train_firing_rate": record.get("train_firing_rate"),
-        "weight_change": record.get("weight_change"), "train_time_s": time.perf_counter() - t_start,
-        "resumed_from": resumed["path"] if resumed else None, "history": history,
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    log.info(f"linear readout test accuracy: initial weights {initial_score['test_acc']:.4f} -> after STDP "
-             f"{score['test_acc']:.4f} (best {metrics['best_test_acc']:.4f}); run directory: {run_dir}")
-    return metrics
+    def __init__(
+        self, cfg: dict[str, Any], device: torch.device, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
+        tau_post: float = 2.0, f_pre: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
+        f_post: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
+        a_pre: float = 1.0, a_post: float = 1.0, reduction: Literal[REDUCTIONS] = "mean",  # type: ignore[valid-type]
+        w_min: float = 0.0, w_max: float = 1.0, init_min: float = 0.0, init_max: float = 0.3, clamp: bool = True,
+        normalize: float | None = 5.0, wta: bool = True, homeostasis: float = 0.5, target_rate: float | None = None,
+        readout_every: int = 1, readout_max_iter: int = 1000,
+    ):
+        super().__init__(cfg, device)
+        check(units >= 1, "units", f"must be >= 1, got {units}")
+        check(readout_every >= 0, "readout_every", f"must be >= 0, got {readout_every}")
+        check(readout_max_iter >= 1, "readout_max_iter", f"must be >= 1, got {readout_max_iter}")
+        for name, tau in (("tau_pre", tau_pre), ("tau_post", tau_post)):  # SpikingJelly's Euler trace needs tau >= 1
+            check(tau >= 1, name, f"must be >= 1 (time steps), got {tau}")
+        for name, v in (("lr", lr), ("a_pre", a_pre), ("a_post", a_post), ("homeostasis", homeostasis)):
+            check(v >= 0, name, f"must be >= 0, got {v}")
+        check(normalize is None or normalize > 0, "normalize", f"must be > 0 or null, got {normalize}")
+        check(w_min < w_max, "w_max", f"must be greater than trainer.w_min ({w_min}), got {w_max}")
+        check(init_min <= init_max, "init_max", f"must be >= trainer.init_min ({init_min}), got {init_max}")
+        target_rate = 1.0 / units if target_rate is None else target_rate  # what winner-take-all gives
+        check(0 <= target_rate <= 1, "target_rate", f"a firing rate per step, must be in [0, 1], got {target_rate}")
+        self.lr, self.clamp, self.normalize, self.homeostasis, self.target_rate = lr, clamp, normalize, homeostasis, target_rate
+        self.readout_every, self.readout_max_iter = readout_every, readout_max_iter
+        self.data = build("dataset", cfg["dataset"]["name"], context={"T": cfg["T"]}, **section_args(cfg["dataset"]))
+        self.encoder = sequence_input(self.data, build("encoder", cfg["encoder"]["name"], context={"T": cfg["T"]},
+                                                       **section_args(cfg["encoder"])))
+        self.layer = build_layer(cfg, math.prod(self.data.in_shape), units, wta, init_min, init_max).to(self.device)
+        self.learner = STDPLearner(self.layer.fc, tau_pre, tau_post, f_pre, f_post, w_min=w_min, w_max=w_max,
+                                   a_pre=a_pre, a_post=a_post, reduction=reduction)
+        if normalize is not None:
+            with torch.no_grad():
+                _normalize(self.layer.fc.weight, normalize)
+        self.initial = copy.deepcopy(self.layer)
+        self.initial_score: dict[str, float] | None = None
 
+    def _readout(self, layer: STDPLayer) -> dict[str, float]:
+        return readout(layer, self.data, self.encoder, self.loop["eval_batch_size"], self.readout_max_iter,
+                       self.cfg["seed"], self.device)
 
-TRAINERS["stdp"] = train_stdp
+    # ---- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.layer.state_dict(), "initial_model": self.initial.state_dict(),
+                "readout_initial": self.initial_score}
+
+    def load_state_dict(self, state: dict[str, Any], extended: bool) -> None:
+        self.layer.load_state_dict(state["model"])
+        self.initial.load_state_dict(state["initial_model"])
+        self.initial_score = state["readout_initial"]
+
+    def start(self, writer: Any, resumed: bool) -> None:
+        if self.initial_score is None:
+            self.initial_score = self._readout(self.initial)
+            log.info(f"readout on the initial weights: test acc {self.initial_score['test_acc']:.4f} "
+                     f"(firing rate {self.initial_score['firing_rate']:.4f})")
+        if not resumed:
+            writer.add_scalar("readout/test_acc", self.initial_score["test_acc"], 0)
+            writer.add_scalar("readout/train_acc", self.initial_score["train_acc"], 0)
+
+    # ---- training ------------------------------------------------------------------
+    def train_mode(self) -> None:
+        self.layer.train()
+
+    @torch.no_grad()
+    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        s_pre, s_post = self.layer(self.encoder(x), return_input=True)
+        weight = self.layer.fc.weight
+        before = weight.clone()
+        self.learner.learn(s_pre, s_post, self.lr, clamp=self.clamp)
+        if self.normalize is not None:
+            _normalize(weight, self.normalize)
+        if self.homeostasis > 0:
+            rate = (s_post != 0).float().mean((0, 1))
+            self.layer.fc.bias.sub_(self.homeostasis * (rate - self.target_rate))
+        return {"weight_change": (weight - before).abs().mean(), "batches": torch.ones(()),
+                "spikes": (s_post != 0).sum().double(), "entries": torch.tensor(float(s_post.numel()), dtype=torch.float64)}
+
+    def train_record(self, sums: dict[str, Tensor], n: int) -> dict[str, float]:
+        if not sums:
+            return {"weight_change": float("nan"), "train_firing_rate": float("nan"), "weight_mean": self._weight_mean()}
+        return {"weight_change": float(sums["weight_change"] / sums["batches"]),
+                "train_firing_rate": float(sums["spikes"] / sums["entries"].clamp_min(1)),
+                "weight_mean": self._weight_mean()}
+
+    def _weight_mean(self) -> float:
+        return float(self.layer.fc.weight.mean())
+
+    def status(self, sums: dict[str, Tensor], n: int, seconds: float, n_now: int) -> str:
+        if not sums:
+            return ""
+        return (f"|dW| {float(sums['weight_change'] / sums['batches']):.2e} "
+                f"rate {float(sums['spikes'] / sums['entries'].clamp_min(1)):.3f} {n_now / max(seconds, 1e-9):.0f} samples/s")
+
+    # ---- evaluation ----------------------------------------------------------------
+    def evaluate(self, epoch: int, last: bool) -> dict[str, Any] | None:
+        scored = last or (self.readout_every > 0 and (epoch + 1) % self.readout_every == 0)
+        if not scored:
+            return None
+        score = self._readout(self.layer)
+        return {"test_acc": score["test_acc"], "readout_train_acc": score["train_acc"],
+                "firing_rate": score["firing_rate"]}
+
+    # ---- reporting -----------------------------------------------------------------
+    def scalars(self, r: dict[str, Any]) -> dict[str, float]:
+        tags = {"stdp/weight_change": r["weight_change"], "stdp/firing_rate": r["train_firing_rate"],
+                "stdp/weight_mean": r["weight_mean"], "train/samples_per_s": r["samples_per_s"]}
+        if r.get("test_acc") is not None:
+            tags.update({"readout/test_acc": r["test_acc"], "readout/train_acc": r["readout_train_acc"],
+                         "readout/firing_rate": r["firing_rate"]})
+        return tags
+
+    def summary(self, r: dict[str, Any]) -> str:
+        scored = f"  readout test acc {r['test_acc']:.4f}" if r.get("test_acc") is not None else ""
+        return (f"mean |dW| {r['weight_change']:.3e}  firing rate {r['train_firing_rate']:.4f}  "
+                f"weight mean {r['weight_mean']:.4f}{scored}  {r['samples_per_s']:.0f} samples/s")
+
+    def final_metrics(self, record: dict[str, Any]) -> dict[str, Any]:
+        init = self.initial_score or {}
+        return {"readout_acc_initial": init.get("test_acc"), "readout_train_acc_initial": init.get("train_acc"),
+                "firing_rate_initial": init.get("firing_rate")}
+
+    def final_line(self, metrics: dict[str, Any]) -> str:
+        return (f"linear readout test accuracy: initial weights {metrics['readout_acc_initial']:.4f} -> after STDP "
+                f"{metrics['test_acc']:.4f}")

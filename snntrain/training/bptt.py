@@ -1,0 +1,180 @@
+r"""Supervised training with backpropagation through time (``trainer=bptt``, the default).
+
+Each step encodes the batch into a sequence ``[T, B, ...]`` (or moves T first for
+temporal datasets), runs the network over all T steps, takes the loss on the readout
+sequence and back-propagates through time:
+
+.. math:: \theta \leftarrow \mathrm{opt}\big(\theta,\ \nabla_\theta\,\mathcal{L}(f_\theta(x_{1..T}), y)\big)
+
+Before the optimizer step the loss and the gradient norm are checked: a non-finite
+one applies nothing and raises :class:`~snntrain.training.engine.NonFinite` (the
+engine stops or skips, per ``trainer.on_nonfinite``). The schedule steps once per
+epoch. **Extending a run** (``resume=<dir> trainer.epochs=<more>``): the schedule is
+re-planned for the new total and fast-forwarded through the epochs already done, so
+the learning rate from the next epoch on is what a run planned with the new total
+from the start would use (for ``cosine`` the lr rises again from where the short run
+had annealed it); the weights and optimizer moments continue unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..models import make_factories
+from ..neurons import neuron_layers
+from ..registry import build, register
+from .config import section_args
+from .engine import NonFinite, TrainerBase
+from .monitor import FiringRates
+
+log = logging.getLogger("snntrain")
+
+
+def sequence_input(data, encoder):
+    """Batch -> ``[T, B, ...]``: encode static samples, or move T first for temporal data."""
+    if data.temporal:
+        return lambda x: x.transpose(0, 1)
+    return encoder
+
+
+def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Data, model, encoder, loss, optimizer and scheduler from the config sections."""
+    T = cfg["T"]
+    data = build("dataset", cfg["dataset"]["name"], context={"T": T}, **section_args(cfg["dataset"]))
+    neuron, norm = make_factories(cfg["neuron"], cfg["surrogate"], cfg["norm"], T)
+    ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": T, "neuron": neuron, "norm": norm}
+    model = build("model", cfg["model"]["name"], context=ctx, **section_args(cfg["model"])).to(device)
+    if not neuron_layers(model):
+        raise ConfigError(
+            f"model: the {cfg['model']['name']} network built from this config has no spiking layer (check model.* "
+            f"such as model.hidden), so nothing in it spikes. Give it at least one hidden layer."
+        )
+    encoder = build("encoder", cfg["encoder"]["name"], context={"T": T}, **section_args(cfg["encoder"]))
+    loss_fn = build("loss", cfg["loss"]["name"], **section_args(cfg["loss"]))
+    optimizer = build("optimizer", cfg["optimizer"]["name"], context={"params": model.parameters()},
+                      **section_args(cfg["optimizer"]))
+    scheduler = build("scheduler", cfg["scheduler"]["name"],
+                      context={"optimizer": optimizer, "epochs": cfg["trainer"]["epochs"]}, **section_args(cfg["scheduler"]))
+    return dict(data=data, model=model, encoder=encoder, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler)
+
+
+@torch.no_grad()
+def evaluate(model, loader, encoder, loss_fn, device) -> dict[str, Any]:
+    """Test loss, accuracy and per-layer firing rates (model in eval mode).
+
+    ``encoder`` maps a batch to ``[T, B, ...]`` (see :func:`sequence_input`).
+    """
+    model.eval()
+    loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    with FiringRates(model) as monitor:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(encoder(x))
+            loss_sum += loss_fn(out, y) * len(y)
+            correct += (out.mean(0).argmax(1) == y).sum()
+            n += len(y)
+    return {"loss": float(loss_sum) / n, "acc": float(correct) / n, "firing_rates": monitor.rates()}
+
+
+@register("trainer", "bptt")
+class BPTT(TrainerBase):
+    """Backpropagation through time on the readout sequence (surrogate gradients); the default trainer."""
+
+    title = "epoch"
+
+    def __init__(self, cfg: dict[str, Any], device: torch.device):
+        super().__init__(cfg, device)
+        parts = build_parts(cfg, device)
+        self.data, self.model, self.loss_fn = parts["data"], parts["model"], parts["loss_fn"]
+        self.optimizer, self.scheduler = parts["optimizer"], parts["scheduler"]
+        self.encoder = sequence_input(self.data, parts["encoder"])
+        if self.data.temporal and cfg["encoder"]["name"] != "direct":
+            log.info(f"dataset {cfg['dataset']['name']} is already a spike sequence; encoder {cfg['encoder']['name']} "
+                     f"is not used")
+        self.warned_silent = False
+
+    # ---- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], extended: bool) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if not extended:
+            self.scheduler.load_state_dict(state["scheduler"])
+            return
+        for group in self.optimizer.param_groups:  # re-plan: replay the new schedule over the epochs done
+            group["lr"] = group["initial_lr"]
+        with warnings.catch_warnings():  # stepping a schedule without training is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(state["epoch"]):
+                self.scheduler.step()
+
+    # ---- training ------------------------------------------------------------------
+    def train_mode(self) -> None:
+        self.model.train()
+
+    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        out = self.model(self.encoder(x))  # [T, B, classes]
+        loss = self.loss_fn(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise NonFinite("loss")
+        loss.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFinite("gradient")
+        self.optimizer.step()
+        return {"loss": loss.detach() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
+
+    def train_record(self, sums: dict[str, Tensor], n: int) -> dict[str, float]:
+        if n == 0:
+            return {"train_loss": float("nan"), "train_acc": float("nan")}
+        return {"train_loss": float(sums["loss"]) / n, "train_acc": float(sums["correct"]) / n}
+
+    def status(self, sums: dict[str, Tensor], n: int, seconds: float, n_now: int) -> str:
+        if n == 0:
+            return ""
+        return (f"loss {float(sums['loss']) / n:.4f} acc {float(sums['correct']) / n:.4f} "
+                f"{n_now / max(seconds, 1e-9):.0f} samples/s")
+
+    # ---- evaluation ----------------------------------------------------------------
+    def evaluate(self, epoch: int, last: bool) -> dict[str, Any]:
+        test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device)
+        silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
+        if silent and not self.warned_silent:
+            self.warned_silent = True
+            log.warning(
+                f"layer(s) {', '.join(silent)} fired no spike on the test set after epoch {epoch + 1}: no gradient can "
+                f"flow through a silent layer. Try a normalization (norm=bn or norm=tdbn), a lower neuron.threshold, "
+                f"or a wider surrogate."
+            )
+        return {"test_loss": test["loss"], "test_acc": test["acc"], "firing_rates": test["firing_rates"],
+                "silent_layers": silent}
+
+    def end_epoch(self) -> dict[str, Any]:
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        return {"lr": lr}
+
+    # ---- reporting -----------------------------------------------------------------
+    def scalars(self, record: dict[str, Any]) -> dict[str, float]:
+        tags = {key: record[key.replace("/", "_")] for key in ("train/loss", "train/acc", "test/loss", "test/acc")}
+        tags["lr"] = record["lr"]
+        tags["train/samples_per_s"] = record["samples_per_s"]
+        tags.update({f"firing_rate/{layer}": rate for layer, rate in record["firing_rates"].items()})
+        return tags
+
+    def summary(self, r: dict[str, Any]) -> str:
+        return (f"train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  test loss {r['test_loss']:.4f} "
+                f"acc {r['test_acc']:.4f}  lr {r['lr']:.2e}  {r['samples_per_s']:.0f} samples/s")
+
+    def final_line(self, metrics: dict[str, Any]) -> str:
+        return f"test accuracy {metrics['test_acc']:.4f}"

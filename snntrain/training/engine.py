@@ -1,0 +1,391 @@
+"""The run engine: one place that owns a run, whatever trains the network.
+
+``train(cfg, run_dir)`` validates the config, claims the run directory
+(:mod:`~snntrain.training.rundir`), builds the trainer named by ``trainer.name`` (a
+registry kind: ``bptt``, ``stdp``, ...), and runs the epoch loop below. A trainer
+supplies only what is its own (:class:`Trainer`): a training step on a batch, an
+evaluation, its state. Everything else is here, once:
+
+* **Data order** — :class:`~snntrain.training.order.EpochBatches`, a function of
+  (seed, epoch), so a run resumed mid-epoch sees the batches it would have seen.
+* **Checkpoints** — ``checkpoints/last.pt`` at every epoch end, every
+  ``trainer.checkpoint_every_steps`` optimizer steps (``step-<n>.pt``, the newest
+  ``trainer.keep_checkpoints`` kept, ``last.pt`` a hard link to the newest) and when a
+  signal stops the run; ``best.pt`` at the epoch end with the best test accuracy (ties:
+  the later one). Each holds the exact position, the epoch's running sums and every
+  RNG state, so ``resume=<run dir>`` continues bit for bit as if never stopped.
+* **Signals** — SIGINT/SIGTERM finish the current step, save, print the resume command
+  and exit 130/143 (:mod:`~snntrain.training.signals`).
+* **Divergence** — a non-finite loss or gradient stops the run (``trainer.on_nonfinite:
+  stop``: exit 3, naming epoch and step; the checkpoints keep the last finite state) or
+  skips the batch (``skip``: counted in ``metrics.json`` as ``skipped_batches``). No
+  checkpoint with a non-finite tensor is ever written.
+* **Extending** — ``resume=<run dir> trainer.epochs=<more>`` continues the run to more
+  epochs; the trainer re-plans its schedule for the new total (see ``bptt``).
+* **Outputs** — ``tensorboard/``, ``train.log``, ``metrics.json`` (strict JSON: a
+  non-finite number is written as null; ``status`` is ``running``, ``finished``,
+  ``diverged`` or ``interrupted``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..errors import ConfigError, Diverged, Interrupted
+from ..registry import build
+from . import checkpoint
+from .config import check_resumable, resolve_device, validate
+from .order import EpochBatches
+from .progress import EpochProgress
+from .rundir import RunDir
+from .schema import LOOP
+from .signals import StopSignals
+
+log = logging.getLogger("snntrain")
+
+
+class NonFinite(Exception):
+    """Raised by :meth:`Trainer.train_step` when the loss or a gradient is not finite (nothing was applied)."""
+
+
+class TrainerBase:
+    """What a registered trainer (kind ``trainer``) supplies to the engine; subclass it.
+
+    A trainer is built as ``Trainer(cfg, device, **its own trainer.* arguments)`` (the
+    registry checks those arguments) and builds its data (``self.data``, a
+    :class:`~snntrain.data.DataBundle`), network and the rest. The engine then calls:
+    ``state_dict`` / ``load_state_dict`` (what it checkpoints; must include ``model``),
+    ``start`` once, and per epoch ``train_mode``, ``train_step`` for every batch,
+    ``evaluate``, ``train_record`` and ``end_epoch``; ``scalars`` / ``summary`` report.
+    """
+
+    #: word that starts the progress and log lines of an epoch
+    title = "epoch"
+
+    def __init__(self, cfg: dict[str, Any], device: torch.device):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.loop = {k: cfg["trainer"].get(k, key.default) for k, key in LOOP.items()}
+
+    def test_loader(self, dataset=None, batch_size: int | None = None) -> DataLoader:
+        """An in-order loader of ``dataset`` (the test split) with the run's loader settings."""
+        lc = self.loop
+        pin = self.device.type == "cuda" if lc["pin_memory"] == "auto" else lc["pin_memory"]
+        return DataLoader(self.data.test if dataset is None else dataset, batch_size or lc["eval_batch_size"],
+                          num_workers=lc["num_workers"], pin_memory=pin, prefetch_factor=lc["prefetch_factor"])
+
+    def start(self, writer: Any, resumed: bool) -> None:
+        """Called once before the first epoch (e.g. to score the initial weights)."""
+
+    def train_mode(self) -> None:
+        """Put the network in training mode (called at the start of every epoch)."""
+
+    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """One optimizer step (or learning-rule update); returns running sums to add up over the epoch.
+
+        Raise :class:`NonFinite` (having applied nothing) when the loss or a gradient is not finite.
+        """
+        raise NotImplementedError
+
+    def train_record(self, sums: dict[str, Tensor], n: int) -> dict[str, float]:
+        """The epoch's training metrics from the summed step outputs over ``n`` samples."""
+        return {}
+
+    def status(self, sums: dict[str, Tensor], n: int, seconds: float, n_now: int) -> str:
+        """The progress bar's text."""
+        return f"{n_now / max(seconds, 1e-9):.0f} samples/s"
+
+    def evaluate(self, epoch: int, last: bool) -> dict[str, Any] | None:
+        """Test metrics after epoch ``epoch`` (0-based), with ``test_acc``; None if not scored this epoch."""
+        raise NotImplementedError
+
+    def end_epoch(self) -> dict[str, Any]:
+        """After the evaluation: extra record entries (e.g. the lr used; then the scheduler's step)."""
+        return {}
+
+    def scalars(self, record: dict[str, Any]) -> dict[str, float]:
+        """TensorBoard tag -> value for the epoch's record."""
+        return {}
+
+    def summary(self, record: dict[str, Any]) -> str:
+        """The epoch's log line."""
+        return f"test acc {record.get('test_acc')}"
+
+    def final_metrics(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Extra entries of ``metrics.json``."""
+        return {}
+
+    def final_line(self, metrics: dict[str, Any]) -> str:
+        """The last log line (before the best accuracy and the run directory)."""
+        return f"test accuracy {metrics.get('test_acc')}"
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any], extended: bool) -> None:
+        raise NotImplementedError
+
+
+def as_dict(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)  # type: ignore[return-value]
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def build_trainer(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu") -> Any:
+    """Validate ``cfg`` and build its trainer (data, model, ...) without training or writing anything."""
+    cfg = as_dict(cfg)
+    spec = validate(cfg)
+    return build("trainer", spec.trainer, context={"cfg": cfg, "device": torch.device(device)}, **spec.trainer_args)
+
+
+def _finished(resumed: dict[str, Any], epochs: int) -> bool:
+    pos = resumed["position"]
+    if pos["epoch"] > epochs or (pos["epoch"] == epochs and pos["batch"] > 0):
+        raise ConfigError(
+            f"trainer.epochs: the run being resumed ({resumed['path']}) is past epoch {epochs}; trainer.epochs can "
+            f"only grow when resuming (it finished {resumed['epoch']} epochs)."
+        )
+    return pos["epoch"] == epochs
+
+
+def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: dict[str, str] | None = None,
+          command: list[str] | None = None) -> dict[str, Any]:
+    """Run training as ``cfg`` says in ``run_dir``; return the final metrics (also in ``metrics.json``).
+
+    ``run_files`` (relative path -> text) are written once the run is accepted (the
+    command line passes Hydra's ``.hydra/*.yaml``); ``command`` are the command-line
+    overrides, used to print the exact resume command.
+    """
+    cfg = as_dict(cfg)
+    spec = validate(cfg)
+    resumed = checkpoint.load(cfg["resume"]) if cfg["resume"] else None
+    if resumed:
+        check_resumable(resumed["config"], cfg, resumed["path"])
+        if _finished(resumed, spec.loop["epochs"]):
+            log.info(f"the run in {resumed['path']} already finished all {spec.loop['epochs']} epochs; nothing to do "
+                     f"(raise trainer.epochs to train it longer)")
+            return {**(resumed["history"][-1] if resumed["history"] else {}), "status": "already finished",
+                    "resumed_from": resumed["path"], "history": resumed["history"]}
+    device = resolve_device(cfg["device"])
+    with StopSignals() as signals, RunDir(run_dir, resumed) as rd:
+        torch.manual_seed(cfg["seed"])
+        trainer = build("trainer", spec.trainer, context={"cfg": cfg, "device": device}, **spec.trainer_args)
+        if resumed:
+            extended = resumed["config"]["trainer"]["epochs"] != spec.loop["epochs"]
+            trainer.load_state_dict(resumed, extended=extended)
+            checkpoint.restore_rng(resumed, device)
+        if signals.received:
+            raise Interrupted(f"{signals.name} received before training started; nothing was written.",
+                              signals.received)
+        rd.accept(run_files)
+        return Run(cfg, spec.loop, trainer, rd, device, signals, resumed, command).fit()
+
+
+class Run:
+    """The epoch loop of one accepted run (built by :func:`train`)."""
+
+    def __init__(self, cfg, loop, trainer, rd: RunDir, device, signals: StopSignals, resumed, command):
+        self.cfg, self.loop, self.trainer, self.rd, self.device = cfg, loop, trainer, rd, device
+        self.signals, self.resumed, self.command = signals, resumed, command
+        self.ckpt_dir = rd.ckpt_dir
+        r = resumed or {}
+        self.pos = dict(r.get("position", {"epoch": 0, "batch": 0, "step": 0}))
+        self.history: list[dict[str, Any]] = list(r.get("history", []))
+        self.best_acc: float | None = r.get("best_test_acc")
+        self.skipped = int(r.get("skipped_batches", 0))
+        self.accum: dict[str, Any] = dict(r.get("accum", {}))
+        self.status = "running"
+        self._saved_step = self.pos["step"]
+
+    # ---- checkpoints and metrics -------------------------------------------------------
+    def _payload(self) -> dict[str, Any]:
+        state = self.trainer.state_dict()
+        if not checkpoint.all_finite(state):
+            where = f"epoch {self.pos['epoch'] + 1}, step {self.pos['step']}"
+            raise Diverged(
+                f"the weights or optimizer state became non-finite (by {where}) although every loss and gradient was "
+                f"finite: the updates overflowed. The checkpoints keep the last finite state. {self._advice()}"
+            )
+        return {
+            **state, "epoch": len(self.history), "position": dict(self.pos), "accum": dict(self.accum),
+            "best_test_acc": self.best_acc, "history": self.history, "skipped_batches": self.skipped,
+            "config": self.cfg, "version": __version__, **checkpoint.rng_states(self.device),
+        }
+
+    def _save_last(self) -> None:
+        checkpoint.save(self._payload(), self.ckpt_dir / checkpoint.LAST)
+        self._saved_step = self.pos["step"]
+
+    def _save_step(self) -> None:
+        path = checkpoint.step_path(self.ckpt_dir, self.pos["step"])
+        checkpoint.save(self._payload(), path)
+        checkpoint.link(path, self.ckpt_dir / checkpoint.LAST)
+        self._saved_step = self.pos["step"]
+        checkpoint.prune_steps(self.ckpt_dir, self.loop["keep_checkpoints"])
+
+    def _write_metrics(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        record = self.history[-1] if self.history else {}
+        metrics = {
+            **record, "best_test_acc": self.best_acc, "status": self.status, "skipped_batches": self.skipped,
+            "train_time_s": time.perf_counter() - self.t_start, "resumed_from": self.resumed["path"] if self.resumed else None,
+            **(extra or {}), **self.trainer.final_metrics(record), "history": self.history,
+        }
+        text = json.dumps(strict_json(metrics), indent=2, allow_nan=False)
+        checkpoint.write_atomic(self.rd.path / "metrics.json", lambda f: f.write(text.encode()), "metrics file")
+        return metrics
+
+    def _resume_command(self) -> str:
+        if self.command is None:
+            return f"train again with the same config plus resume={self.rd.path}"
+        kept = [a for a in self.command if not a.startswith("resume=")]
+        return "snntrain " + " ".join(shlex.quote(a) for a in [*kept, f"resume={self.rd.path}"])
+
+    def _advice(self) -> str:
+        return ("Try a lower optimizer.lr, gradient clipping, a normalization (norm=tdbn), or "
+                "trainer.on_nonfinite=skip to skip such batches.")
+
+    def _copy_best(self) -> None:
+        """A resumed run in a new directory starts with the best checkpoint of the run it continues."""
+        if not self.resumed:
+            return
+        source = Path(self.resumed["path"]).parent / checkpoint.BEST
+        target = self.ckpt_dir / checkpoint.BEST
+        if source.is_file() and source.resolve() != target.resolve():
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.link(source, target)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only needed here
+
+        cfg, lc, trainer = self.cfg, self.loop, self.trainer
+        self.t_start = time.perf_counter()
+        self._copy_best()
+        data = trainer.data
+        order = EpochBatches(len(data.train), lc["batch_size"], cfg["seed"], lc["limit_batches"])
+        workers = lc["num_workers"]
+        pin = self.device.type == "cuda" if lc["pin_memory"] == "auto" else lc["pin_memory"]
+        loader = DataLoader(data.train, batch_sampler=order, num_workers=workers, pin_memory=pin,
+                            persistent_workers=lc["persistent_workers"], prefetch_factor=lc["prefetch_factor"],
+                            generator=torch.Generator().manual_seed(cfg["seed"]))
+        self.writer = SummaryWriter(str(self.rd.path / "tensorboard"), purge_step=len(self.history) + 1)
+        self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", len(self.history))
+        trainer.start(self.writer, resumed=self.resumed is not None)
+        try:
+            for epoch in range(self.pos["epoch"], lc["epochs"]):
+                self._train_epoch(epoch, order, loader)
+                self._end_epoch(epoch)
+            self.status = "finished"
+            metrics = self._write_metrics()
+        except (Diverged, Interrupted) as stop:
+            self.status = "diverged" if isinstance(stop, Diverged) else "interrupted"
+            self._write_metrics({"stopped": str(stop)})
+            raise
+        finally:
+            self.writer.close()
+        best = self.best_acc if self.best_acc is not None else float("nan")
+        log.info(f"{trainer.final_line(metrics)} (best {best:.4f}); run directory: {self.rd.path}")
+        return metrics
+
+    def _train_epoch(self, epoch: int, order: EpochBatches, loader: DataLoader) -> None:
+        lc, trainer = self.loop, self.trainer
+        start = self.pos["batch"] if epoch == self.pos["epoch"] else 0
+        if start == 0:
+            self.accum = {"sums": {}, "n": 0}
+        self.pos.update(epoch=epoch, batch=start)
+        order.set_epoch(epoch, start)
+        trainer.train_mode()
+        t0, n0 = time.perf_counter(), self.accum["n"]
+        sums = self.accum["sums"]
+        with EpochProgress(f"{trainer.title} {epoch + 1}/{lc['epochs']}", len(order),
+                           enabled=lc["progress"]) as bar:
+            for x, y in loader:
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                try:
+                    stats = trainer.train_step(x, y)
+                    self.pos["step"] += 1
+                except NonFinite as what:
+                    if lc["on_nonfinite"] == "stop":
+                        last = self.ckpt_dir / checkpoint.LAST
+                        kept = (f"{last} keeps the last finite state (optimizer step {self._saved_step})"
+                                if last.is_file() else "no checkpoint had been written yet")
+                        raise Diverged(
+                            f"the {what} was not finite at epoch {epoch + 1}, step {self.pos['batch'] + 1} of the "
+                            f"epoch (optimizer step {self.pos['step'] + 1} of the run); nothing of that step was "
+                            f"applied, the run stopped, and {kept}. {self._advice()}"
+                        ) from None
+                    self.skipped += 1
+                    log.warning(f"non-finite {what} at epoch {epoch + 1}, batch {self.pos['batch'] + 1}: batch skipped "
+                                f"({self.skipped} so far)")
+                    stats = {}
+                for k, v in stats.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                self.accum["n"] += len(y) if stats else 0
+                self.pos["batch"] += 1
+                bar.advance(lambda: trainer.status(sums, self.accum["n"], time.perf_counter() - t0,
+                                                   self.accum["n"] - n0))
+                every = lc["checkpoint_every_steps"]
+                if stats and every and self.pos["step"] % every == 0:
+                    self._save_step()
+                if self.signals.received:
+                    self._stop_for_signal()
+        self.accum["train_s"] = self.accum.get("train_s", 0.0) + time.perf_counter() - t0
+
+    def _stop_for_signal(self) -> None:
+        self._save_last()
+        raise Interrupted(
+            f"stopped by {self.signals.name} at epoch {self.pos['epoch'] + 1}, batch {self.pos['batch']} "
+            f"(optimizer step {self.pos['step']}); {self.ckpt_dir / checkpoint.LAST} holds that exact position. "
+            f"Continue with: {self._resume_command()}",
+            self.signals.received,  # type: ignore[arg-type]
+        )
+
+    def _end_epoch(self, epoch: int) -> None:
+        lc, trainer = self.loop, self.trainer
+        last = epoch + 1 == lc["epochs"]
+        test = trainer.evaluate(epoch, last)
+        record = {"epoch": epoch + 1, **trainer.train_record(self.accum["sums"], self.accum["n"])}
+        record["samples_per_s"] = self.accum["n"] / max(self.accum.get("train_s", 0.0), 1e-9)
+        is_best = False
+        if test is not None:
+            record.update(test)
+            score = test["test_acc"]
+            finite = all(math.isfinite(v) for v in (score, test.get("test_loss", 0.0)))
+            if finite and (self.best_acc is None or score >= self.best_acc):
+                self.best_acc, is_best = score, True
+        record.update(trainer.end_epoch())
+        record["best_test_acc"] = self.best_acc
+        self.history.append(record)
+        self.pos.update(epoch=epoch + 1, batch=0)
+        self.accum = {"sums": {}, "n": 0}
+        for tag, value in trainer.scalars(record).items():
+            if value is not None and math.isfinite(value):
+                self.writer.add_scalar(tag, value, epoch + 1)
+        self.writer.flush()
+        self._save_last()
+        if is_best:
+            checkpoint.link(self.ckpt_dir / checkpoint.LAST, self.ckpt_dir / checkpoint.BEST)
+        self._write_metrics()
+        log.info(f"{trainer.title} {epoch + 1}/{lc['epochs']}  {trainer.summary(record)}")
+        if self.signals.received:
+            self._stop_for_signal()

@@ -1,0 +1,133 @@
+"""The run directory: one run owns it, and nothing is written there before the run is accepted.
+
+Life of a run directory (see :class:`RunDir`):
+
+1. **claim** (``__enter__``): refuse at once if the folder holds another run's checkpoints
+   (unless this run resumes that very folder) or if another live process holds its lock
+   file ``.snntrain.lock`` (an exclusive ``flock``, released by the kernel when the holder
+   dies, even by SIGKILL). Nothing in the folder is changed by a refused run.
+2. **accept** (:meth:`RunDir.accept`), once every component was built without error:
+   stale ``*.tmp`` files of a killed run are removed, the files the caller passes (the
+   command line's ``.hydra/config.yaml``, ``overrides.yaml``, ``hydra.yaml``) are written,
+   and ``train.log`` starts.
+3. **release** (``__exit__``): the lock is dropped. A run that failed before it was
+   accepted takes back what it created (the lock file, and the folder itself if it is
+   left empty), so a config error leaves no trace on disk.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from . import checkpoint
+
+LOCK = ".snntrain.lock"
+LOG_NAME = "train.log"
+log = logging.getLogger("snntrain")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the checkpoint guard still applies
+    fcntl = None  # type: ignore[assignment]
+
+
+class RunDir:
+    """Exclusive ownership of ``path`` for one run (a context manager; see the module doc)."""
+
+    def __init__(self, path: str | Path, resumed: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+        self.resumed = resumed
+        self.accepted = False
+        self._fd: int | None = None
+        self._created: list[Path] = []
+        self._log_handler: logging.Handler | None = None
+
+    # ---- claim ------------------------------------------------------------------------
+    def _holds_other_run(self) -> bool:
+        if not (self.ckpt_dir / checkpoint.LAST).exists():
+            return False
+        own = self.resumed and Path(self.resumed["path"]).parent == self.ckpt_dir.resolve()
+        return not own
+
+    def _refuse_other_run(self) -> None:
+        if self._holds_other_run():
+            raise ConfigError(
+                f"run directory {self.path} already holds checkpoints of an earlier run; they are left as they are. "
+                f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={self.path}."
+            )
+
+    def __enter__(self) -> "RunDir":
+        self._refuse_other_run()  # before creating anything in the folder
+        missing = []
+        p = self.path
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._created += reversed(missing)  # outermost first, so rollback removes the innermost first
+        lock = self.path / LOCK
+        if not lock.exists():
+            self._created.append(lock)
+        self._fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.read(self._fd, 64).decode(errors="replace").strip() or "unknown"
+                os.close(self._fd)
+                self._fd = None
+                if lock in self._created:  # cannot be: it existed, someone holds it
+                    self._created.remove(lock)
+                raise ConfigError(
+                    f"run directory {self.path} is in use by another snntrain run (process {owner}); nothing in it "
+                    f"was changed. Wait for that run to end, or pick a new directory (hydra.run.dir=...)."
+                ) from None
+        self._refuse_other_run()  # the other run may have finished between the check and the lock
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        return self
+
+    # ---- accept -----------------------------------------------------------------------
+    def accept(self, files: dict[str, str] | None = None) -> None:
+        """The run is valid: clean up after killed runs, write ``files`` (relative path -> text), start train.log."""
+        checkpoint.remove_stale_temporaries(self.ckpt_dir)
+        for rel, text in (files or {}).items():
+            target = self.path / rel
+            checkpoint.write_atomic(target, lambda f, t=text: f.write(t.encode()), "run file")
+        handler = logging.FileHandler(self.path / LOG_NAME, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
+        logging.getLogger("snntrain").addHandler(handler)
+        if logging.getLogger("snntrain").getEffectiveLevel() > logging.INFO:
+            logging.getLogger("snntrain").setLevel(logging.INFO)
+        self._log_handler = handler
+        self.accepted = True
+
+    # ---- release ----------------------------------------------------------------------
+    def __exit__(self, *exc: Any) -> None:
+        if self._log_handler is not None:
+            logging.getLogger("snntrain").removeHandler(self._log_handler)
+            self._log_handler.close()
+        if self._fd is not None:
+            if not self.accepted:  # roll back: the run never started
+                for p in reversed(self._created):
+                    try:
+                        p.unlink() if p.name == LOCK else p.rmdir()
+                    except OSError:
+                        pass
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def remove_if_empty(path: Path, stop: Path) -> None:
+    """Remove ``path`` and its parents while they are empty, never ``stop`` or above it."""
+    path, stop = Path(path).resolve(), Path(stop).resolve()
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
