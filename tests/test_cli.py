@@ -58,7 +58,7 @@ def test_plain_snntrain_reaches_97_percent_in_outputs_date_time(tmp_path):
     [
         ("norm=nope", "Available options in 'norm'"),
         ("foo=1", "Key 'foo' is not in struct"),
-        ("T=0", "T: must be an integer >= 1"),
+        ("T=0", "T: expected an integer >= 1"),
         ("neuron.decay=1.5", "neuron.decay: must be in (0, 1]"),
         ("optimizer.lr=-0.01", "optimizer.lr: must be > 0"),
         ("+neuron.bogus=1", "neuron.bogus: neuron 'lif' has no argument 'bogus'. Valid arguments: decay"),

@@ -8,8 +8,8 @@ import torch
 
 import snntrain
 from snntrain.training import setup
-from snntrain.training.loop import sequence_input
-from snntrain.training.config import GROUPS
+from snntrain.training.bptt import sequence_input
+from snntrain.training.schema import GROUPS
 
 from .conftest import compose_cfg
 
@@ -18,7 +18,7 @@ GROUP_FILES = sorted((p.parent.name, p.stem) for p in CONFIGS.glob("*/*.yaml")) 
 
 
 def test_every_group_has_files():
-    assert {g for g, _ in GROUP_FILES} == set(GROUPS) | {"trainer"}
+    assert {g for g, _ in GROUP_FILES} == set(GROUPS)
 
 
 @pytest.mark.parametrize("group,option", GROUP_FILES, ids=[f"{g}={o}" for g, o in GROUP_FILES])

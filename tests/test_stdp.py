@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+import snntrain
+
 from snntrain import ConfigError
 from snntrain.learning import STDPLearner, weight_function
 from snntrain.training import train
-from snntrain.training.loop import TRAINERS
 
 from .conftest import compose_cfg
 
@@ -134,9 +135,9 @@ FAST = ["trainer=stdp", "trainer.epochs=1", "trainer.limit_batches=3", "trainer.
 def test_stdp_trainer_end_to_end(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    assert TRAINERS["stdp"].__name__ == "train_stdp"
+    assert snntrain.registry.entry("trainer", "stdp").obj.__name__ == "STDP"
     cfg = compose_cfg(*FAST)
-    assert cfg.encoder.name == "rate" and cfg.trainer.mode == "stdp"  # trainer/stdp.yaml picks rate coding
+    assert cfg.encoder.name == "rate" and cfg.trainer.name == "stdp"  # trainer/stdp.yaml picks rate coding
     metrics = train(cfg, tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert {"test_acc", "readout_acc_initial", "best_test_acc", "epoch", "train_time_s", "firing_rate"} <= set(saved)
@@ -145,7 +146,7 @@ def test_stdp_trainer_end_to_end(tmp_path):
     assert saved["best_test_acc"] >= saved["test_acc"]
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
-    assert ckpt["epoch"] == 1 and ckpt["config"]["trainer"]["mode"] == "stdp"
+    assert ckpt["epoch"] == 1 and ckpt["config"]["trainer"]["name"] == "stdp"
     w, w0 = ckpt["model"]["fc.weight"], ckpt["initial_model"]["fc.weight"]
     assert w.shape == (20, 64) and (w - w0).abs().max() > 1e-4  # STDP changed the weights
     assert w.min() >= 0 and w.max() <= 1  # clamped to [w_min, w_max]
@@ -188,7 +189,7 @@ def test_existing_run_directory_is_refused(tmp_path):
 
 def test_command_line_encoder_wins_over_the_trainer_default():
     assert compose_cfg("trainer=stdp", "encoder=direct").encoder.name == "direct"
-    assert compose_cfg().encoder.name == "direct" and compose_cfg().trainer.mode == "bptt"
+    assert compose_cfg().encoder.name == "direct" and compose_cfg().trainer.name == "bptt"
 
 
 @pytest.mark.parametrize("override,key", [

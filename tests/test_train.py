@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from snntrain import ConfigError
-from snntrain.training import loop, train
+from snntrain.training import bptt, train
 
 from .conftest import compose_cfg
 
@@ -28,7 +28,7 @@ def test_one_epoch_writes_every_output(tmp_path):
 
 def test_test_accuracy_is_what_the_checkpoint_scores(tmp_path):
     metrics = train(compose_cfg(*FAST), tmp_path)
-    parts = loop.setup(compose_cfg(*FAST))
+    parts = bptt.setup(compose_cfg(*FAST))
     parts["model"].load_state_dict(torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["model"])
     x = torch.stack([s[0] for s in parts["data"].test])
     y = torch.stack([s[1] for s in parts["data"].test])
@@ -62,7 +62,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     args = ["trainer.epochs=4", "trainer.limit_batches=4", "trainer.progress=false", "encoder=rate", "norm=bntt", "seed=3"]
     full = train(compose_cfg(*args), tmp_path / "full")
 
-    real_evaluate, calls = loop.evaluate, []
+    real_evaluate, calls = bptt.evaluate, []
 
     def interrupted_evaluate(*a, **k):
         calls.append(1)
@@ -70,10 +70,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_evaluate(*a, **k)
 
-    monkeypatch.setattr(loop, "evaluate", interrupted_evaluate)
+    monkeypatch.setattr(bptt, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
         train(compose_cfg(*args), tmp_path / "cut")
-    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+    monkeypatch.setattr(bptt, "evaluate", real_evaluate)
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
 
     resumed = train(compose_cfg(*args, f"resume={tmp_path / 'cut'}"), tmp_path / "resumed")
@@ -135,7 +135,7 @@ def test_invalid_values_fail_before_training(tmp_path, override, key):
 def test_model_layers_chosen_by_name_from_config(tmp_path):
     cfg = compose_cfg(*FAST, "model=vgg", "model.classifier=[32]", "model.synapse=dropconnect_linear",
                       "model.dropout=0.3", "model.conv_dropout=0.1")
-    parts = loop.setup(cfg)
+    parts = bptt.setup(cfg)
     kinds = [type(getattr(m, "module", m)).__name__ for m in parts["model"]]
     assert kinds.count("Dropout2d") == 2 and kinds.count("Dropout") == 1 and "DropConnectLinear" in kinds
     metrics = train(cfg, tmp_path)

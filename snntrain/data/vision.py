@@ -33,6 +33,8 @@ from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
 from .files import DEFAULT_ROOT, require_files
+from .idx import check_mnist_files
+from .safe_pickle import load_cifar_batch, load_pickle
 
 # Per-channel mean and std of each *training* split, pixels scaled to [0, 1]
 # (np.mean / np.std of train_set.data / 255 over all images and pixels, per channel).
@@ -59,18 +61,45 @@ _SOURCES = {
 
 
 def _presence_checked(cls: type) -> type:
-    """``cls`` (torchvision CIFAR10/CIFAR100) checking that its files exist instead of their md5 sums.
+    """``cls`` (torchvision CIFAR10/CIFAR100) reading its files safely and checking only that they exist.
 
-    torchvision verifies the md5 of every batch file and of the meta file before loading.
-    Those sums protect a *download* against corruption (and ``download=true`` still
-    verifies the md5 of the downloaded tarball); checking them on every start costs a
-    full read of the data and rejects any file that is not byte-identical to the
-    official one, such as the small files the tests write. The pickle format itself is
-    still parsed by torchvision's own code, so a malformed file still fails.
+    torchvision verifies the md5 of every batch file before loading and then unpickles
+    them with ``pickle.load``. Those sums protect a *download* against corruption
+    (``download=true`` still verifies the tarball's md5); checking them on every start
+    costs a full read and rejects any file that is not byte-identical to the official
+    one, such as the small files the tests write. Without the md5 check, ``pickle.load``
+    would run whatever code a crafted batch file names, so the batches and the meta
+    file are read with :mod:`snntrain.data.safe_pickle` instead (only numpy arrays and
+    plain data) and their contents are checked.
     """
 
     class PresenceChecked(cls):  # type: ignore[misc, valid-type]
         meta = {**cls.meta, "md5": None}  # check_integrity(path, None) tests existence only
+
+        def __init__(self, root: str, train: bool = True, transform=None, target_transform=None,
+                     download: bool = False):
+            import numpy as np
+            from torchvision.datasets import VisionDataset
+
+            VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
+            self.train = train
+            if download:
+                self.download()  # torchvision's: verifies the tarball's md5, skips when the files exist
+            label_key = "labels" if cls.__name__ == "CIFAR10" else "fine_labels"
+            data, self.targets = [], []
+            for name, _ in self.train_list if train else self.test_list:
+                x, y = load_cifar_batch(Path(root) / self.base_folder / name, label_key)
+                data.append(x)
+                self.targets.extend(y)
+            self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
+            meta = load_pickle(Path(root) / self.base_folder / self.meta["filename"])
+            if not isinstance(meta, dict) or not isinstance(meta.get(self.meta["key"]), list):
+                raise ValueError(f"{self.meta['filename']} lacks the list '{self.meta['key']}' of class names")
+            self.classes = meta[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+            bad = sorted({t for t in self.targets if not 0 <= t < len(self.classes)})
+            if bad:
+                raise ValueError(f"labels {bad[:5]} are outside the {len(self.classes)} classes of {self.meta['filename']}")
 
         def _check_integrity(self) -> bool:
             folder = Path(self.root) / self.base_folder
@@ -124,15 +153,25 @@ def _load(dataset: str, cls: type, root: str, download: bool, expected_folder: s
     base = Path(root).expanduser()
     if download:
         _download(dataset, cls, base)
-    if not legacy_complete:
-        require_files(dataset, base / expected_folder, expected, _SOURCES[dataset])
     train_tf, test_tf = _transforms(mean, std, normalize, augment, crop_padding, flip, in_shape[-1])
     try:
+        if not legacy_complete:
+            require_files(dataset, base / expected_folder, expected, _SOURCES[dataset])
+            if expected == _MNIST_FILES:
+                check_mnist_files(base / expected_folder)
         train = cls(str(base), train=True, transform=train_tf)
         test = cls(str(base), train=False, transform=test_tf)
-    except (OSError, RuntimeError, ValueError, TypeError, AssertionError, KeyError, EOFError,
-            pickle.UnpicklingError) as err:  # truncated or foreign files; torchvision's own messages
-        why = " ".join(str(err).split())
+    except ConfigError:
+        raise
+    except OSError as err:  # unreadable folder or file
+        raise ConfigError(
+            f"dataset.root: the {dataset} files in {base / expected_folder} could not be read ({type(err).__name__}: "
+            f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}). Check that the folder and its files "
+            f"are readable by this user (ls -l), or point dataset.root at a readable copy."
+        ) from None
+    except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, EOFError, IndexError,
+            pickle.UnpicklingError) as err:  # truncated, malformed or foreign files
+        why = " ".join(str(err).split()) or "no detail"
         raise ConfigError(
             f"dataset.root: the {dataset} files in {base / expected_folder} could not be read "
             f"({type(err).__name__}: {why}). They may be truncated or not the official files; "

@@ -28,8 +28,8 @@ from ..errors import ConfigError
 from ..models import make_factories
 from ..neurons import neuron_layers
 from ..registry import build, register
-from .config import section_args
-from .engine import NonFinite, TrainerBase
+from .config import section_args, validate
+from .engine import NonFinite, TrainerBase, as_dict
 from .monitor import FiringRates
 
 log = logging.getLogger("snntrain")
@@ -61,6 +61,13 @@ def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
     scheduler = build("scheduler", cfg["scheduler"]["name"],
                       context={"optimizer": optimizer, "epochs": cfg["trainer"]["epochs"]}, **section_args(cfg["scheduler"]))
     return dict(data=data, model=model, encoder=encoder, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler)
+
+
+def setup(cfg, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Validate ``cfg`` and build its data, model, encoder, loss, optimizer and scheduler (nothing is trained)."""
+    cfg = as_dict(cfg)
+    validate(cfg)
+    return {"cfg": cfg, **build_parts(cfg, torch.device(device))}
 
 
 @torch.no_grad()
