@@ -168,7 +168,9 @@ class BPTT(TrainerBase):
 
     def end_epoch(self) -> dict[str, Any]:
         lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        with warnings.catch_warnings():  # resumed at an epoch's end, this process has not stepped the optimizer yet
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            self.scheduler.step()
         return {"lr": lr}
 
     # ---- reporting -----------------------------------------------------------------

@@ -138,12 +138,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def _why_unreadable(err: Exception) -> str:
     """A one-line reason from torch.load's error, ANSI colour codes removed."""
     text = _ANSI.sub("", str(err))
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(
-        r"Unsupported operand \d+|Unsupported class ([\w.]+)", text)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
-        name = found.group(1) if found.groups() and found.group(1) else found.group(0)
-        return (f"it contains the Python object {name}, which is not a tensor or plain data; loading it could run "
-                f"code, so it was refused")
+        return (f"it contains the Python object {found.group(1)}, which is not a tensor or plain data; loading it "
+                f"could run code, so it was refused")
+    if "weights only load failed" in text.lower() or "unsupported operand" in text.lower():
+        return "it contains Python objects other than tensors and plain data; loading it could run code, so it was refused"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "no detail")
     return f"{type(err).__name__}: {first[:300]}"
 
