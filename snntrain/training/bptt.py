@@ -169,7 +169,7 @@ class BPTT(TrainerBase):
     def end_epoch(self) -> dict[str, Any]:
         lr = self.optimizer.param_groups[0]["lr"]
         with warnings.catch_warnings():  # resumed at an epoch's end, this process has not stepped the optimizer yet
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             self.scheduler.step()
         return {"lr": lr}
 

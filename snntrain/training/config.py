@@ -50,11 +50,12 @@ def validate(cfg: dict[str, Any]) -> RunSpec:
     own = [p.name for p in entry("trainer", trainer).user_params()]
     loop = check_section({k: v for k, v in tc.items() if k in LOOP or k not in own and k != "name"}, LOOP,
                          "trainer.", f"trainer={trainer}", also_valid=tuple(own))
-    if loop["num_workers"] == 0 and (loop["persistent_workers"] or loop["prefetch_factor"] is not None):
-        raise ConfigError(
-            "trainer.persistent_workers / trainer.prefetch_factor only apply with worker processes; "
-            "set trainer.num_workers >= 1 or leave them at false / null."
-        )
+    for key, unset in (("persistent_workers", False), ("prefetch_factor", None)):
+        if loop["num_workers"] == 0 and loop[key] != unset:
+            raise ConfigError(
+                f"trainer.{key}: only applies with DataLoader worker processes, but trainer.num_workers is 0; "
+                f"set trainer.num_workers >= 1 or leave trainer.{key} at {str(unset).lower() if unset is False else 'null'}."
+            )
     device = cfg["device"]
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
