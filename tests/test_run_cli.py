@@ -100,12 +100,13 @@ def _files(folder: Path) -> dict:
 
 
 def test_two_runs_into_one_directory(tmp_path):
-    first = subprocess.Popen(cli(*RUN, "hydra.run.dir=shared"), cwd=tmp_path, stdout=subprocess.PIPE,
+    long = [*RUN, "trainer.epochs=40"]  # still training while the second process starts (~5 s of imports)
+    first = subprocess.Popen(cli(*long, "hydra.run.dir=shared"), cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     while _steps_done(tmp_path / "shared") < 2 and first.poll() is None:
         time.sleep(0.01)
     t0 = time.monotonic()
-    second = run(*RUN, "seed=6", "hydra.run.dir=shared", cwd=tmp_path)
+    second = run(*long, "seed=6", "hydra.run.dir=shared", cwd=tmp_path)
     assert second.returncode == 2 and "is in use by another snntrain run" in second.stderr
     assert "Traceback" not in second.stderr
     assert first.poll() is None, "the first run should still be training when the second is refused"
@@ -116,7 +117,7 @@ def test_two_runs_into_one_directory(tmp_path):
     assert _final(tmp_path / "shared")["config"]["seed"] == 5
     # a run refused after the first finished changes no byte in the directory
     before = _files(tmp_path / "shared")
-    third = run(*RUN, "seed=6", "hydra.run.dir=shared", cwd=tmp_path)
+    third = run(*long, "seed=6", "hydra.run.dir=shared", cwd=tmp_path)
     assert third.returncode == 2 and "already holds checkpoints" in third.stderr
     assert _files(tmp_path / "shared") == before
     assert time.monotonic() - t0 < 600

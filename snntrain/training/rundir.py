@@ -60,33 +60,44 @@ class RunDir:
                 f"Pick a new directory (hydra.run.dir=...) or continue that run with resume={self.path}."
             )
 
-    def __enter__(self) -> "RunDir":
-        self._refuse_other_run()  # before creating anything in the folder
-        missing = []
-        p = self.path
-        while not p.exists():
-            missing.append(p)
-            p = p.parent
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._created += reversed(missing)  # outermost first, so rollback removes the innermost first
+    def _lock(self, create: bool) -> None:
         lock = self.path / LOCK
-        if not lock.exists():
-            self._created.append(lock)
-        self._fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        self._fd = os.open(lock, flags, 0o644)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(self._fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(
+                f"run directory {self.path} is in use by another snntrain run (process {owner}); nothing in it "
+                f"was changed. Wait for that run to end, or pick a new directory (hydra.run.dir=...)."
+            ) from None
+
+    def __enter__(self) -> "RunDir":
+        lock = self.path / LOCK
+        if lock.exists():
+            self._lock(create=False)  # a live run holds it: refuse, whatever else the folder holds
+        self._refuse_other_run()  # before creating anything in the folder
+        if self._fd is None:
+            missing = []
+            p = self.path
+            while not p.exists():
+                missing.append(p)
+                p = p.parent
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._created += reversed(missing)  # outermost first, so rollback removes the innermost first
+            if not lock.exists():
+                self._created.append(lock)
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                owner = os.read(self._fd, 64).decode(errors="replace").strip() or "unknown"
-                os.close(self._fd)
-                self._fd = None
-                if lock in self._created:  # cannot be: it existed, someone holds it
-                    self._created.remove(lock)
-                raise ConfigError(
-                    f"run directory {self.path} is in use by another snntrain run (process {owner}); nothing in it "
-                    f"was changed. Wait for that run to end, or pick a new directory (hydra.run.dir=...)."
-                ) from None
-        self._refuse_other_run()  # the other run may have finished between the check and the lock
+                self._lock(create=True)
+            except ConfigError:
+                self._created.clear()
+                raise
+            self._refuse_other_run()  # another run may have written checkpoints between the check and the lock
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
         return self
