@@ -49,7 +49,10 @@ def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dic
         if metrics.get("status") == "already finished":  # the engine said so; nothing was written
             remove_if_empty(run_dir, Path.cwd())
         return 0, metrics, None
-    print(message, file=sys.stderr, flush=True)
+    from .training.distributed import from_env
+
+    if from_env().main:  # under torchrun every process has the error; one prints it
+        print(message, file=sys.stderr, flush=True)
     remove_if_empty(run_dir, Path.cwd())
     return code, None, message
 
@@ -66,12 +69,28 @@ def _hydra_files(cfg: DictConfig) -> dict[str, str]:
 @hydra.main(version_base=None, config_path="pkg://snntrain.configs", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
     from . import sweep
+    from .training import distributed
+    from .training.rundir import remove_if_empty
 
     hc = HydraConfig.get()
     run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
+    d = distributed.from_env()
+    if d.enabled:  # torchrun: every process uses rank 0's run directory
+        try:
+            d, _ = distributed.setup(str(cfg.get("device", "auto")))
+        except ConfigError as err:
+            print(f"snntrain: error: {err}", file=sys.stderr)
+            remove_if_empty(run_dir, Path.cwd())
+            sys.exit(err.exit_code)
+        chosen = Path(distributed.broadcast_object(str(run_dir), d))
+        if chosen != run_dir:
+            remove_if_empty(run_dir, Path.cwd())
+            run_dir = chosen
     code, metrics, error = execute(cfg, run_dir, files=_hydra_files(cfg), command=overrides)
+    distributed.shutdown(d)
     if hc.mode == RunMode.MULTIRUN:
-        sweep.record_job(Path(hc.sweep.dir), hc.job.num, overrides, run_dir, code, metrics, error)
+        if d.main:
+            sweep.record_job(Path(hc.sweep.dir), hc.job.num, overrides, run_dir, code, metrics, error)
         if code in (130, 143):  # the user stopped the sweep
             sys.exit(code)
         return metrics["test_acc"] if metrics else float("nan")  # nan: Optuna marks the trial failed

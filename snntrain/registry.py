@@ -37,7 +37,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "loss": (),
     "optimizer": ("params",),
     "scheduler": ("optimizer", "epochs"),
-    "trainer": ("cfg", "device"),
+    "trainer": ("cfg", "device", "dist"),
 }
 
 

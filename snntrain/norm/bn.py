@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import check
 from ..registry import register
+from .sync import batch_norm, momentum_factor
 
 
 def check_bn_args(eps: float, momentum: float | None) -> None:
@@ -27,7 +28,14 @@ def check_bn_args(eps: float, momentum: float | None) -> None:
 
 
 class SeqBatchNorm(_BatchNorm):
-    """BatchNorm over ``[T*B, C, ...]``; the base of ``bn``, ``tdbn`` and ``tebn``."""
+    """BatchNorm over ``[T*B, C, ...]``; the base of ``bn``, ``tdbn`` and ``tebn``.
+
+    ``sync_group`` (set by :func:`snntrain.norm.sync.sync_norms`) takes the statistics over
+    all processes of a data-parallel run.
+    """
+
+    batch_statistics = True
+    sync_group = None
 
     def __init__(
         self,
@@ -47,7 +55,11 @@ class SeqBatchNorm(_BatchNorm):
     def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
         if x_seq.dim() < 3:
             raise ValueError(f"{type(self).__name__} expects [T, B, C, ...], got {tuple(x_seq.shape)}")
-        y = super().forward(x_seq.flatten(0, 1))
+        use_batch = self.training or self.running_mean is None
+        factor = momentum_factor(self)
+        y = batch_norm(x_seq.flatten(0, 1), self.running_mean if not self.training or self.track_running_stats else None,
+                       self.running_var if not self.training or self.track_running_stats else None, self.weight,
+                       self.bias, use_batch, factor, self.eps, self.sync_group)
         return y.view(x_seq.shape)
 
 
@@ -59,3 +71,5 @@ class BatchNorm(SeqBatchNorm):
 @register("norm", "none")
 class NoNorm(nn.Identity):
     """No normalization (identity)."""
+
+    batch_statistics = False

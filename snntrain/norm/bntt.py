@@ -20,12 +20,12 @@ silently uses only the first BNs); ours indexes by position in the sequence.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
 from .bn import check_bn_args
+from .sync import batch_norm, momentum_factor
 
 
 @register("norm", "bntt")
@@ -54,6 +54,9 @@ class BatchNormThroughTime(nn.Module):
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
+    batch_statistics = True  # per (step, channel); synchronised by snntrain.norm.sync
+    sync_group = None
+
     def forward(self, x_seq: Tensor) -> Tensor:
         if x_seq.dim() < 3 or x_seq.shape[0] != self.T:
             raise ValueError(
@@ -61,13 +64,10 @@ class BatchNormThroughTime(nn.Module):
                 f"build it with the sequence length you run."
             )
         T, B, C = x_seq.shape[:3]
-        factor = 0.0
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        factor = momentum_factor(self)
         use_batch_stats = self.training or not self.track_running_stats
         x = x_seq.transpose(0, 1).reshape(B, T * C, *x_seq.shape[3:])
-        y = F.batch_norm(
+        y = batch_norm(
             x,
             None if self.running_mean is None else self.running_mean.view(-1),
             None if self.running_var is None else self.running_var.view(-1),
@@ -76,6 +76,7 @@ class BatchNormThroughTime(nn.Module):
             use_batch_stats,
             factor,
             self.eps,
+            self.sync_group,
         )
         return y.view(B, T, C, *x_seq.shape[3:]).transpose(0, 1)
 

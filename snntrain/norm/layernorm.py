@@ -31,6 +31,8 @@ from ..registry import register
 class LayerNorm(nn.LayerNorm):
     r"""LayerNorm (Ba et al. 2016) per sample and time step over (C, *spatial): :math:`y = \gamma (x - \mu_{t,b}) / \sqrt{\sigma_{t,b}^2 + \epsilon} + \beta`."""
 
+    batch_statistics = False  # per-sample statistics: nothing to synchronise across processes
+
     def __init__(self, shape: tuple[int, ...] | list[int], eps: float = 1e-5, elementwise_affine: bool = True):
         check(eps > 0, "eps", f"must be > 0, got {eps}")
         shape = tuple(int(s) for s in shape)

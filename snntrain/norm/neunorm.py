@@ -29,6 +29,8 @@ from ..registry import register
 class NeuNorm(nn.Module):
     r"""NeuNorm (Wu et al. 2019), after the neuron: :math:`X_t = k X_{t-1} + \frac{1-k}{F^2}\sum_c S_{t,c}`, :math:`Y_t = S_t - w X_t`."""
 
+    batch_statistics = False  # no batch statistics: nothing to synchronise across processes
+
     #: the model places this layer after the spiking neuron instead of before it
     after_neuron = True
 

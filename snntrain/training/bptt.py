@@ -29,6 +29,8 @@ from ..models import make_factories
 from ..neurons import neuron_layers
 from ..registry import build, register
 from .config import section_args, validate
+from ..norm.sync import sync_norms
+from .distributed import SINGLE, Dist
 from .engine import NonFinite, TrainerBase, as_dict
 from .monitor import FiringRates
 
@@ -71,21 +73,27 @@ def setup(cfg, device: str | torch.device = "cpu") -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate(model, loader, encoder, loss_fn, device) -> dict[str, Any]:
+def evaluate(model, loader, encoder, loss_fn, device, reduce=lambda t: t) -> dict[str, Any]:
     """Test loss, accuracy and per-layer firing rates (model in eval mode).
 
-    ``encoder`` maps a batch to ``[T, B, ...]`` (see :func:`sequence_input`).
+    ``encoder`` maps a batch to ``[T, B, ...]`` (see :func:`sequence_input`); ``reduce``
+    sums a tensor over the processes of a data-parallel run (each evaluates its share).
     """
     model.eval()
-    loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    loss_sum, correct, n = (torch.zeros((), device=device, dtype=torch.float64) for _ in range(3))
     with FiringRates(model) as monitor:
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             out = model(encoder(x))
-            loss_sum += loss_fn(out, y) * len(y)
+            loss_sum += loss_fn(out, y).double() * len(y)
             correct += (out.mean(0).argmax(1) == y).sum()
             n += len(y)
-    return {"loss": float(loss_sum) / n, "acc": float(correct) / n, "firing_rates": monitor.rates()}
+    totals = reduce(torch.stack([loss_sum, correct, n]))
+    rates = {}
+    for layer, (spikes, entries) in monitor.counts().items():
+        s = reduce(torch.stack([spikes.double(), torch.tensor(float(entries), dtype=torch.float64, device=spikes.device)]))
+        rates[layer] = float(s[0] / s[1])
+    return {"loss": float(totals[0] / totals[2]), "acc": float(totals[1] / totals[2]), "firing_rates": rates}
 
 
 @register("trainer", "bptt")
@@ -94,11 +102,22 @@ class BPTT(TrainerBase):
 
     title = "epoch"
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device):
-        super().__init__(cfg, device)
+    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
+        super().__init__(cfg, device, dist)
         parts = build_parts(cfg, device)
         self.data, self.model, self.loss_fn = parts["data"], parts["model"], parts["loss_fn"]
         self.optimizer, self.scheduler = parts["optimizer"], parts["scheduler"]
+        self.net = self.model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.loop["sync_norm"]:
+                import torch.distributed as td
+
+                synced = sync_norms(self.model, td.group.WORLD)
+                log.info(f"trainer.sync_norm: batch statistics of {len(synced)} norm layer(s) taken over all "
+                         f"{dist.world} processes")
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.encoder = sequence_input(self.data, parts["encoder"])
         if self.data.temporal and cfg["encoder"]["name"] != "direct":
             log.info(f"dataset {cfg['dataset']['name']} is already a spike sequence; encoder {cfg['encoder']['name']} "
@@ -128,16 +147,16 @@ class BPTT(TrainerBase):
         self.model.train()
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        out = self.model(self.encoder(x))  # [T, B, classes]
+        out = self.net(self.encoder(x))  # [T, B, classes]
         loss = self.loss_fn(out, y)
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            raise NonFinite("loss")
-        loss.backward()
+        loss.backward()  # also on a non-finite loss: every process must join the gradient all-reduce
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+        bad = self.reduce(torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(norm)]).float())
+        if bool(bad.any()):  # the same verdict on every process
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFinite("gradient")
+            raise NonFinite("loss" if bool(bad[0]) else "gradient")
         self.optimizer.step()
         return {"loss": loss.detach() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
 
@@ -154,7 +173,7 @@ class BPTT(TrainerBase):
 
     # ---- evaluation ----------------------------------------------------------------
     def evaluate(self, epoch: int, last: bool) -> dict[str, Any]:
-        test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device)
+        test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device, self.reduce)
         silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
         if silent and not self.warned_silent:
             self.warned_silent = True

@@ -64,12 +64,6 @@ def validate(cfg: dict[str, Any]) -> RunSpec:
     return RunSpec(loop=loop, trainer=trainer, trainer_args={k: v for k, v in tc.items() if k in own})
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():

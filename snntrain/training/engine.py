@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import shlex
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ from .. import __version__
 from ..errors import ConfigError, Diverged, Interrupted
 from ..registry import build
 from . import checkpoint
-from .config import check_resumable, resolve_device, validate
+from . import distributed
+from .config import check_resumable, validate
+from .distributed import SINGLE, Dist
 from .order import EpochBatches
 from .progress import EpochProgress
 from .rundir import RunDir
@@ -73,16 +76,26 @@ class TrainerBase:
     #: word that starts the progress and log lines of an epoch
     title = "epoch"
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device):
-        self.cfg, self.device = cfg, torch.device(device)
+    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
+        self.cfg, self.device, self.dist = cfg, torch.device(device), dist
         self.loop = {k: cfg["trainer"].get(k, key.default) for k, key in LOOP.items()}
 
     def test_loader(self, dataset=None, batch_size: int | None = None) -> DataLoader:
-        """An in-order loader of ``dataset`` (the test split) with the run's loader settings."""
+        """An in-order loader of ``dataset`` (the test split) with the run's loader settings; in a
+        data-parallel run, this process's share (every N-th sample) — sum the results with :meth:`reduce`."""
+        from torch.utils.data import Subset
+
         lc = self.loop
+        data = self.data.test if dataset is None else dataset
+        if self.dist.enabled:
+            data = Subset(data, range(self.dist.rank, len(data), self.dist.world))
         pin = self.device.type == "cuda" if lc["pin_memory"] == "auto" else lc["pin_memory"]
-        return DataLoader(self.data.test if dataset is None else dataset, batch_size or lc["eval_batch_size"],
-                          num_workers=lc["num_workers"], pin_memory=pin, prefetch_factor=lc["prefetch_factor"])
+        return DataLoader(data, batch_size or lc["eval_batch_size"], num_workers=lc["num_workers"], pin_memory=pin,
+                          prefetch_factor=lc["prefetch_factor"])
+
+    def reduce(self, t: Tensor) -> Tensor:
+        """``t`` summed over the processes of a data-parallel run (itself in a single process)."""
+        return distributed.all_sum(t, self.dist)
 
     def start(self, writer: Any, resumed: bool) -> None:
         """Called once before the first epoch (e.g. to score the initial weights)."""
@@ -151,11 +164,28 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
-def build_trainer(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu") -> Any:
+def build_trainer(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu", dist: Dist = SINGLE) -> Any:
     """Validate ``cfg`` and build its trainer (data, model, ...) without training or writing anything."""
     cfg = as_dict(cfg)
     spec = validate(cfg)
-    return build("trainer", spec.trainer, context={"cfg": cfg, "device": torch.device(device)}, **spec.trainer_args)
+    return build("trainer", spec.trainer, context={"cfg": cfg, "device": torch.device(device), "dist": dist},
+                 **spec.trainer_args)
+
+
+def _together(d: Dist, step):
+    """Run ``step()`` on every rank; if it raised a user error on any rank, raise it on every rank."""
+    err, out = None, None
+    try:
+        out = step()
+    except (ConfigError, Interrupted) as e:
+        err = e
+    if d.enabled:
+        message = distributed.first_error(err, d)
+        if message is not None and err is None:
+            raise ConfigError(message)
+    if err is not None:
+        raise err
+    return out
 
 
 def _finished(resumed: dict[str, Any], epochs: int) -> bool:
@@ -186,26 +216,59 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                      f"(raise trainer.epochs to train it longer)")
             return {**(resumed["history"][-1] if resumed["history"] else {}), "status": "already finished",
                     "resumed_from": resumed["path"], "history": resumed["history"]}
-    device = resolve_device(cfg["device"])
-    with StopSignals() as signals, RunDir(run_dir, resumed) as rd:
+    d, device = distributed.setup(cfg["device"])
+    if d.enabled and spec.loop["batch_size"] % d.world:
+        raise ConfigError(f"trainer.batch_size: the global batch of {spec.loop['batch_size']} does not split evenly over "
+                          f"{d.world} processes; use a multiple of {d.world}.")
+    if not d.main:
+        logging.getLogger("snntrain").setLevel(logging.WARNING)  # one log line per epoch: rank 0's
+    with StopSignals() as signals, (RunDir(run_dir, resumed) if d.main else _NoDir(run_dir)) as rd:
         torch.manual_seed(cfg["seed"])
-        trainer = build("trainer", spec.trainer, context={"cfg": cfg, "device": device}, **spec.trainer_args)
+        trainer = _together(d, lambda: build("trainer", spec.trainer, context={"cfg": cfg, "device": device, "dist": d},
+                                             **spec.trainer_args))
+        if d.rank:  # the same initial weights on every rank, then each rank its own dropout/encoder draws
+            torch.manual_seed(cfg["seed"] + 1_000_003 * d.rank)
         if resumed:
             extended = resumed["config"]["trainer"]["epochs"] != spec.loop["epochs"]
             trainer.load_state_dict(resumed, extended=extended)
-            checkpoint.restore_rng(resumed, device)
-        if signals.received:
-            raise Interrupted(f"{signals.name} received before training started; nothing was written.",
-                              signals.received)
-        rd.accept(run_files)
-        return Run(cfg, spec.loop, trainer, rd, device, signals, resumed, command).fit()
+            ranks = resumed.get("rng_ranks") or [resumed]
+            if len(ranks) != d.world:
+                log.warning(f"the checkpoint was written by {len(ranks)} process(es), this run has {d.world}: the data "
+                            f"order continues exactly, the random draws of dropout/encoders do not")
+            checkpoint.restore_rng(ranks[d.rank] if len(ranks) == d.world else resumed, device)
+
+        def accept():
+            if signals.received:
+                raise Interrupted(f"{signals.name} received before training started; nothing was written.",
+                                  signals.received)
+            rd.accept(run_files)
+
+        _together(d, accept)
+        return Run(cfg, spec.loop, trainer, rd, device, signals, resumed, command, d).fit()
+
+
+class _NoDir:
+    """What ranks other than 0 hold in place of the run directory: the path, and no writes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+
+    def __enter__(self) -> "_NoDir":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def accept(self, files: Any = None) -> None:
+        pass
 
 
 class Run:
     """The epoch loop of one accepted run (built by :func:`train`)."""
 
-    def __init__(self, cfg, loop, trainer, rd: RunDir, device, signals: StopSignals, resumed, command):
-        self.cfg, self.loop, self.trainer, self.rd, self.device = cfg, loop, trainer, rd, device
+    def __init__(self, cfg, loop, trainer, rd: RunDir, device, signals: StopSignals, resumed, command, d: Dist = SINGLE):
+        self.cfg, self.loop, self.trainer, self.rd, self.device, self.d = cfg, loop, trainer, rd, device, d
         self.signals, self.resumed, self.command = signals, resumed, command
         self.ckpt_dir = rd.ckpt_dir
         r = resumed or {}
@@ -213,7 +276,8 @@ class Run:
         self.history: list[dict[str, Any]] = list(r.get("history", []))
         self.best_acc: float | None = r.get("best_test_acc")
         self.skipped = int(r.get("skipped_batches", 0))
-        self.accum: dict[str, Any] = dict(r.get("accum", {}))
+        accums = r.get("accum_ranks") or [r.get("accum", {})]
+        self.accum: dict[str, Any] = dict(accums[d.rank] if len(accums) == d.world else accums[0])
         self.status = "running"
         self._saved_step = self.pos["step"]
 
@@ -226,21 +290,30 @@ class Run:
                 f"the weights or optimizer state became non-finite (by {where}) although every loss and gradient was "
                 f"finite: the updates overflowed. The checkpoints keep the last finite state. {self._advice()}"
             )
+        rng = checkpoint.rng_states(self.device)
+        per_rank = distributed.gather_objects((rng, dict(self.accum)), self.d)  # every rank's, for an exact resume
         return {
             **state, "epoch": len(self.history), "position": dict(self.pos), "accum": dict(self.accum),
             "best_test_acc": self.best_acc, "history": self.history, "skipped_batches": self.skipped,
-            "config": self.cfg, "version": __version__, **checkpoint.rng_states(self.device),
+            "config": self.cfg, "version": __version__, **rng, "world_size": self.d.world,
+            "rng_ranks": [r for r, _ in per_rank] if self.d.enabled else None,
+            "accum_ranks": [a for _, a in per_rank] if self.d.enabled else None,
         }
 
     def _save_last(self) -> None:
-        checkpoint.save(self._payload(), self.ckpt_dir / checkpoint.LAST)
+        payload = self._payload()  # a collective in a data-parallel run: every rank builds it, rank 0 writes
+        if self.d.main:
+            checkpoint.save(payload, self.ckpt_dir / checkpoint.LAST)
         self._saved_step = self.pos["step"]
 
     def _save_step(self) -> None:
         path = checkpoint.step_path(self.ckpt_dir, self.pos["step"])
-        checkpoint.save(self._payload(), path)
-        checkpoint.link(path, self.ckpt_dir / checkpoint.LAST)
+        payload = self._payload()
         self._saved_step = self.pos["step"]
+        if not self.d.main:
+            return
+        checkpoint.save(payload, path)
+        checkpoint.link(path, self.ckpt_dir / checkpoint.LAST)
         checkpoint.prune_steps(self.ckpt_dir, self.loop["keep_checkpoints"])
 
     def _write_metrics(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -251,7 +324,8 @@ class Run:
             **(extra or {}), **self.trainer.final_metrics(record), "history": self.history,
         }
         text = json.dumps(strict_json(metrics), indent=2, allow_nan=False)
-        checkpoint.write_atomic(self.rd.path / "metrics.json", lambda f: f.write(text.encode()), "metrics file")
+        if self.d.main:
+            checkpoint.write_atomic(self.rd.path / "metrics.json", lambda f: f.write(text.encode()), "metrics file")
         return metrics
 
     def _resume_command(self) -> str:
@@ -270,7 +344,7 @@ class Run:
             return
         source = Path(self.resumed["path"]).parent / checkpoint.BEST
         target = self.ckpt_dir / checkpoint.BEST
-        if source.is_file() and source.resolve() != target.resolve():
+        if self.d.main and source.is_file() and source.resolve() != target.resolve():
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.link(source, target)
 
@@ -282,13 +356,15 @@ class Run:
         self.t_start = time.perf_counter()
         self._copy_best()
         data = trainer.data
-        order = EpochBatches(len(data.train), lc["batch_size"], cfg["seed"], lc["limit_batches"])
+        order = EpochBatches(len(data.train), lc["batch_size"], cfg["seed"], lc["limit_batches"], self.d.rank,
+                             self.d.world)
         workers = lc["num_workers"]
         pin = self.device.type == "cuda" if lc["pin_memory"] == "auto" else lc["pin_memory"]
         loader = DataLoader(data.train, batch_sampler=order, num_workers=workers, pin_memory=pin,
                             persistent_workers=lc["persistent_workers"], prefetch_factor=lc["prefetch_factor"],
                             generator=torch.Generator().manual_seed(cfg["seed"]))
-        self.writer = SummaryWriter(str(self.rd.path / "tensorboard"), purge_step=len(self.history) + 1)
+        self.writer = (SummaryWriter(str(self.rd.path / "tensorboard"), purge_step=len(self.history) + 1)
+                       if self.d.main else _NoWriter())
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", len(self.history))
         trainer.start(self.writer, resumed=self.resumed is not None)
         try:
@@ -318,7 +394,7 @@ class Run:
         t0, n0 = time.perf_counter(), self.accum["n"]
         sums = self.accum["sums"]
         with EpochProgress(f"{trainer.title} {epoch + 1}/{lc['epochs']}", len(order),
-                           enabled=lc["progress"]) as bar:
+                           enabled=lc["progress"] and self.d.main) as bar:
             for x, y in loader:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 try:
@@ -347,9 +423,16 @@ class Run:
                 every = lc["checkpoint_every_steps"]
                 if stats and every and self.pos["step"] % every == 0:
                     self._save_step()
-                if self.signals.received:
+                if self._signalled():
                     self._stop_for_signal()
         self.accum["train_s"] = self.accum.get("train_s", 0.0) + time.perf_counter() - t0
+
+    def _signalled(self) -> bool:
+        """Whether any process got SIGINT/SIGTERM (torchrun forwards them to every worker)."""
+        got = distributed.any_rank(self.signals.received is not None, self.d, self.device)
+        if got and self.signals.received is None:
+            self.signals.received = signal.SIGTERM
+        return got
 
     def _stop_for_signal(self) -> None:
         self._save_last()
@@ -364,8 +447,10 @@ class Run:
         lc, trainer = self.loop, self.trainer
         last = epoch + 1 == lc["epochs"]
         test = trainer.evaluate(epoch, last)
-        record = {"epoch": epoch + 1, **trainer.train_record(self.accum["sums"], self.accum["n"])}
-        record["samples_per_s"] = self.accum["n"] / max(self.accum.get("train_s", 0.0), 1e-9)
+        sums = {k: trainer.reduce(v) for k, v in self.accum["sums"].items()}
+        n = int(trainer.reduce(torch.tensor(float(self.accum["n"]), device=self.device)))
+        record = {"epoch": epoch + 1, **trainer.train_record(sums, n)}
+        record["samples_per_s"] = n / max(self.accum.get("train_s", 0.0), 1e-9)
         is_best = False
         if test is not None:
             record.update(test)
@@ -383,9 +468,16 @@ class Run:
                 self.writer.add_scalar(tag, value, epoch + 1)
         self.writer.flush()
         self._save_last()
-        if is_best:
+        if is_best and self.d.main:
             checkpoint.link(self.ckpt_dir / checkpoint.LAST, self.ckpt_dir / checkpoint.BEST)
         self._write_metrics()
         log.info(f"{trainer.title} {epoch + 1}/{lc['epochs']}  {trainer.summary(record)}")
-        if self.signals.received:
+        if self._signalled():
             self._stop_for_signal()
+
+
+class _NoWriter:
+    """The TensorBoard writer of ranks other than 0: writes nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None

@@ -39,5 +39,9 @@ class FiringRates:
             h.remove()
         self._handles = []
 
+    def counts(self) -> dict[str, tuple[Tensor, int]]:
+        """Per layer: (spikes, entries) seen so far; sum these over processes before dividing."""
+        return {n: (self._sum[n], self._count[n]) for n in self._sum}
+
     def rates(self) -> dict[str, float]:
         return {n: float(self._sum[n]) / self._count[n] for n in self._sum}

@@ -52,6 +52,7 @@ LOOP: dict[str, Key] = {
     "checkpoint_every_steps": Key(Optional[int], None, "also checkpoint every N optimizer steps (null: epoch ends only)", low=1),
     "keep_checkpoints": Key(int, 3, "step checkpoints kept (the newest ones; last.pt and best.pt always stay)", low=1),
     "on_nonfinite": Key(Literal["stop", "skip"], "stop", "a non-finite loss or gradient: stop the run, or skip the batch"),
+    "sync_norm": Key(bool, False, "torchrun: take the batch statistics of every norm over all processes"),
 }
 
 #: keys that may differ between a checkpoint's config and the run that resumes it

@@ -44,12 +44,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..errors import check
+from ..errors import ConfigError, check
 from ..learning import REDUCTIONS, WEIGHT_FUNCTIONS, STDPLearner
 from ..models import make_factories
 from ..registry import build, register
 from .bptt import sequence_input
 from .config import section_args
+from .distributed import SINGLE, Dist
 from .engine import TrainerBase
 
 log = logging.getLogger("snntrain")
@@ -141,7 +142,7 @@ class STDP(TrainerBase):
     title = "stdp epoch"
 
     def __init__(
-        self, cfg: dict[str, Any], device: torch.device, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
+        self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
         tau_post: float = 2.0, f_pre: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
         f_post: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
         a_pre: float = 1.0, a_post: float = 1.0, reduction: Literal[REDUCTIONS] = "mean",  # type: ignore[valid-type]
@@ -149,7 +150,10 @@ class STDP(TrainerBase):
         normalize: float | None = 5.0, wta: bool = True, homeostasis: float = 0.5, target_rate: float | None = None,
         readout_every: int = 1, readout_max_iter: int = 1000,
     ):
-        super().__init__(cfg, device)
+        super().__init__(cfg, device, dist)
+        if dist.enabled:
+            raise ConfigError("trainer: trainer=stdp trains one layer in one process; start it without torchrun "
+                              "(or with --nproc_per_node=1).")
         check(units >= 1, "units", f"must be >= 1, got {units}")
         check(readout_every >= 0, "readout_every", f"must be >= 0, got {readout_every}")
         check(readout_max_iter >= 1, "readout_max_iter", f"must be >= 1, got {readout_max_iter}")

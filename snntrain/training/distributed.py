@@ -1,0 +1,133 @@
+"""Data-parallel runs across processes: ``torchrun --nproc_per_node=N -m snntrain ...``.
+
+torchrun (or Slurm through it) starts one process per device and sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``. :func:`setup` joins the
+process group then: ``nccl`` when the run is on CUDA (each process on
+``cuda:<LOCAL_RANK>``), ``gloo`` on CPU. Without those variables (or with one process)
+every helper here is the identity and nothing is initialised.
+
+Conventions of a data-parallel run (see the README):
+
+* ``trainer.batch_size`` is the **global** batch: each of the N processes takes its
+  ``batch_size / N`` share of every batch, so the same config gives the same updates on
+  any number of processes (up to floating-point summation order).
+* Rank 0 owns the run directory, TensorBoard, ``train.log``, checkpoints and
+  ``metrics.json``; the others write nothing. The run directory is rank 0's (Hydra's
+  time-stamped default can differ between processes by a second).
+* Losses, accuracies and firing rates are summed over all processes before they are
+  reported; checkpoints hold the unwrapped model (no ``module.`` prefix) and every
+  rank's RNG state.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the run: ``rank`` of ``world`` processes (``world == 1``: not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = Dist()
+
+
+def from_env() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup(device: str) -> tuple[Dist, torch.device]:
+    """Join the process group if torchrun started this process; the device this process trains on."""
+    import torch.distributed as td
+
+    d = from_env()
+    cuda = device != "cpu" and torch.cuda.is_available()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {device} was asked for but torch sees no CUDA device here; use device=cpu or device=auto.")
+    if not d.enabled:
+        return d, torch.device("cuda" if cuda and device == "auto" else device if device != "auto" else "cpu")
+    if cuda:
+        if torch.cuda.device_count() <= d.local_rank:
+            raise ConfigError(f"device: process {d.rank} has LOCAL_RANK {d.local_rank} but this node has only "
+                              f"{torch.cuda.device_count()} CUDA devices; start at most that many processes per node.")
+        torch.cuda.set_device(d.local_rank)
+        dev = torch.device("cuda", d.local_rank)
+    else:
+        dev = torch.device("cpu")
+    if not td.is_initialized():
+        td.init_process_group("nccl" if cuda else "gloo")
+    return d, dev
+
+
+def broadcast_object(obj: Any, d: Dist) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if not d.enabled:
+        return obj
+    import torch.distributed as td
+
+    box = [obj]
+    td.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj: Any, d: Dist) -> list[Any]:
+    """Every rank's ``obj``, in rank order (on every rank)."""
+    if not d.enabled:
+        return [obj]
+    import torch.distributed as td
+
+    out: list[Any] = [None] * d.world
+    td.all_gather_object(out, obj)
+    return out
+
+
+def all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """The sum of ``t`` over all ranks (a new tensor; no autograd)."""
+    if not d.enabled:
+        return t
+    import torch.distributed as td
+
+    t = t.detach().clone()
+    td.all_reduce(t)
+    return t
+
+
+def any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (a collective: every rank must call it)."""
+    if not d.enabled:
+        return flag
+    return bool(all_sum(torch.tensor([float(flag)], device=device), d) > 0)
+
+
+def first_error(err: Exception | None, d: Dist) -> str | None:
+    """The message of the lowest rank's error, or None if no rank had one (a collective)."""
+    messages = gather_objects(None if err is None else str(err), d)
+    return next((m for m in messages if m is not None), None)
+
+
+def shutdown(d: Dist) -> None:
+    if d.enabled:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.destroy_process_group()
