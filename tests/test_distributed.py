@@ -85,3 +85,48 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tmp_path):
     run_ddp([*overrides, "trainer.epochs=1"], tmp_path / "ddp")
     one = run_single([*overrides, f"resume={tmp_path / 'ddp'}"], tmp_path / "resumed")
     assert one["epoch"] == 2 and one["position"]["step"] == 6
+
+
+def _torchrun(*args: str, cwd: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+            "-m", "snntrain", *args]
+
+
+def test_torchrun_one_directory_and_sigterm_resume_is_bitwise(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from .test_engine import assert_same_state
+
+    run = ["trainer.epochs=3", "trainer.limit_batches=10", "trainer.progress=false", "trainer.checkpoint_every_steps=1",
+           "encoder=rate", "model.dropout=0.2", "norm=bn", "trainer.sync_norm=true", "T=8"]
+    full = subprocess.run(_torchrun(*run, cwd=tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1  # one run directory, although each process's Hydra made its own time stamp
+    full_dir = runs[0]
+    assert len(list((full_dir / "tensorboard").iterdir())) == 1
+    log = (full_dir / "train.log").read_text()
+    assert [line.split("] ")[1].split()[1] for line in log.splitlines() if "] epoch " in line] == ["1/3", "2/3", "3/3"]
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_torchrun(*run, f"hydra.run.dir={cut}", cwd=tmp_path), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list((cut / "checkpoints").glob("step-*.pt"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    while not list((cut / "checkpoints").glob("step-00000001[2-9].pt")) and proc.poll() is None:
+        time.sleep(0.005)  # mid-epoch 2
+    proc.send_signal(signal.SIGTERM)  # torchrun forwards it to both workers
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    position = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)["position"]
+    assert 0 < position["step"] < 30 and "stopped by SIGTERM" in err
+    resumed = subprocess.run(_torchrun(*run, f"resume={cut}", f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_state(torch.load(full_dir / "checkpoints" / "last.pt", weights_only=True),
+                      torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True))
