@@ -40,8 +40,9 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     """``F.batch_norm`` on ``[N, C, ...]``; with ``group`` (training only) the statistics span all its processes."""
     if group is None or not training:
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    from torch.distributed.nn.functional import all_reduce
+    from torch.distributed.nn.functional import all_reduce  # an all-reduce that back-propagates
 
+    x = x.float()  # statistics in fp32 under autocast too, as autocast runs F.batch_norm
     dims = [0, *range(2, x.dim())]
     shape = [1, -1] + [1] * (x.dim() - 2)
     count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)

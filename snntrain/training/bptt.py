@@ -17,6 +17,7 @@ had annealed it); the weights and optimizer moments continue unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from typing import Any
@@ -42,6 +43,46 @@ def sequence_input(data, encoder):
     if data.temporal:
         return lambda x: x.transpose(0, 1)
     return encoder
+
+
+def compiled(module: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(module)``, or ``module`` with one log line where this machine cannot compile.
+
+    The first call decides: a compiler error (no C++ compiler for the CPU backend, an
+    unsupported GPU) falls back to the eager module for the rest of the run.
+    """
+    try:
+        fast = torch.compile(module)
+    except Exception as err:  # e.g. a Python version torch.compile does not support
+        log.warning(f"trainer.compile: torch.compile is not available here ({type(err).__name__}: {err}); "
+                    f"training continues with the eager model")
+        return module
+
+    class FirstCallDecides(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fast, self.eager, self.ok = fast, module, None
+
+        def forward(self, *args: Any) -> Any:
+            if self.ok is False:
+                return self.eager(*args)
+            try:
+                out = self.fast(*args)
+                self.ok = True
+                return out
+            except Exception as err:
+                if self.ok:  # compiled before: a real error, not a missing compiler
+                    raise
+                self.ok = False
+                first = " ".join(str(err).split())[:300]
+                log.warning(f"trainer.compile: compiling failed ({type(err).__name__}: {first}); training continues "
+                            f"with the eager model")
+                return self.eager(*args)
+
+        def no_sync(self):
+            return self.eager.no_sync()
+
+    return FirstCallDecides()
 
 
 def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -118,6 +159,12 @@ class BPTT(TrainerBase):
                 log.info(f"trainer.sync_norm: batch statistics of {len(synced)} norm layer(s) taken over all "
                          f"{dist.world} processes")
             self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        precision = str(self.loop["precision"])  # 32 from the command line is an int
+        self.amp_dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[precision]
+        # fp16 needs loss scaling against gradient underflow (on CUDA; CPU autocast rarely underflows, scaling is cheap)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "16-mixed")
+        if self.loop["compile"]:
+            self.net = compiled(self.net)
         self.encoder = sequence_input(self.data, parts["encoder"])
         if self.data.temporal and cfg["encoder"]["name"] != "direct":
             log.info(f"dataset {cfg['dataset']['name']} is already a spike sequence; encoder {cfg['encoder']['name']} "
@@ -127,11 +174,13 @@ class BPTT(TrainerBase):
     # ---- state ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], extended: bool) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         if not extended:
             self.scheduler.load_state_dict(state["scheduler"])
             return
@@ -146,19 +195,37 @@ class BPTT(TrainerBase):
     def train_mode(self) -> None:
         self.model.train()
 
-    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        out = self.net(self.encoder(x))  # [T, B, classes]
-        loss = self.loss_fn(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # also on a non-finite loss: every process must join the gradient all-reduce
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
-        bad = self.reduce(torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(norm)]).float())
-        if bool(bad.any()):  # the same verdict on every process
+    def train_step(self, x: Tensor, y: Tensor, micro: int = 0, window: int = 1) -> dict[str, Tensor]:
+        last = micro == window - 1
+        if micro == 0:
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFinite("loss" if bool(bad[0]) else "gradient")
-        self.optimizer.step()
-        return {"loss": loss.detach() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
+        # gradients of earlier micro-batches stay local; the last one's backward all-reduces the sum
+        no_sync = self.net.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+        with no_sync:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                out = self.net(self.encoder(x))  # [T, B, classes]
+                loss = self.loss_fn(out, y)
+            # also on a non-finite loss: every process must join the gradient all-reduce
+            self.scaler.scale(loss / window).backward()
+        stats = {"loss": loss.detach().float() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
+        bad_loss = bool(self.reduce((~torch.isfinite(loss.detach())).float()))  # the same verdict on every process
+        if bad_loss:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFinite("loss")
+        if not last:
+            return stats
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros((), device=self.device)
+        if not bool(torch.isfinite(norm)) and not self.scaler.is_enabled():  # grads are equal on every process
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFinite("gradient")
+        clip = self.loop["gradient_clip_val"]
+        if clip is not None and params:
+            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
+        self.scaler.step(self.optimizer)  # with fp16 a step on overflowed gradients is skipped and the scale lowered
+        self.scaler.update()
+        return stats
 
     def train_record(self, sums: dict[str, Tensor], n: int) -> dict[str, float]:
         if n == 0:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import entry
-from .schema import GROUPS, LOOP, RESUME_MAY_DIFFER, TOP, check_section, unknown_key
+from .schema import GRADIENT_KEYS, GROUPS, LOOP, RESUME_MAY_DIFFER, TOP, check_section, unknown_key
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ def validate(cfg: dict[str, Any]) -> RunSpec:
     own = [p.name for p in entry("trainer", trainer).user_params()]
     loop = check_section({k: v for k, v in tc.items() if k in LOOP or k not in own and k != "name"}, LOOP,
                          "trainer.", f"trainer={trainer}", also_valid=tuple(own))
+    if getattr(entry("trainer", trainer).obj, "gradient_free", False):
+        for key in GRADIENT_KEYS:
+            if loop[key] != LOOP[key].default:
+                raise ConfigError(f"trainer.{key}: trainer={trainer} follows no gradients, so this key has no effect; "
+                                  f"leave it at {LOOP[key].default!r}.")
     for key, unset in (("persistent_workers", False), ("prefetch_factor", None)):
         if loop["num_workers"] == 0 and loop[key] != unset:
             raise ConfigError(

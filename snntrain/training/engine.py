@@ -103,10 +103,13 @@ class TrainerBase:
     def train_mode(self) -> None:
         """Put the network in training mode (called at the start of every epoch)."""
 
-    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """One optimizer step (or learning-rule update); returns running sums to add up over the epoch.
+    def train_step(self, x: Tensor, y: Tensor, micro: int = 0, window: int = 1) -> dict[str, Tensor]:
+        """Learn from one batch; returns running sums to add up over the epoch.
 
-        Raise :class:`NonFinite` (having applied nothing) when the loss or a gradient is not finite.
+        With gradient accumulation the batch is micro-batch ``micro`` of a window of
+        ``window`` batches whose gradients add up to one optimizer step, taken after the
+        last one (``micro == window - 1``). Raise :class:`NonFinite` (having applied
+        nothing) when the loss or a gradient is not finite.
         """
         raise NotImplementedError
 
@@ -395,11 +398,16 @@ class Run:
         sums = self.accum["sums"]
         with EpochProgress(f"{trainer.title} {epoch + 1}/{lc['epochs']}", len(order),
                            enabled=lc["progress"] and self.d.main) as bar:
+            per_step = lc["accumulate_grad_batches"]
             for x, y in loader:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                first = self.pos["batch"] // per_step * per_step  # the accumulation window of this batch
+                window = min(per_step, order.per_epoch - first)
+                micro = self.pos["batch"] - first
+                boundary = micro == window - 1  # an optimizer step ends this batch
                 try:
-                    stats = trainer.train_step(x, y)
-                    self.pos["step"] += 1
+                    stats = trainer.train_step(x, y, micro=micro, window=window)
+                    self.pos["step"] += boundary
                 except NonFinite as what:
                     if lc["on_nonfinite"] == "stop":
                         last = self.ckpt_dir / checkpoint.LAST
@@ -420,6 +428,8 @@ class Run:
                 self.pos["batch"] += 1
                 bar.advance(lambda: trainer.status(sums, self.accum["n"], time.perf_counter() - t0,
                                                    self.accum["n"] - n0))
+                if not boundary:  # checkpoints and signals wait for the optimizer step (no half-summed gradients)
+                    continue
                 every = lc["checkpoint_every_steps"]
                 if stats and every and self.pos["step"] % every == 0:
                     self._save_step()

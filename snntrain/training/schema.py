@@ -53,14 +53,22 @@ LOOP: dict[str, Key] = {
     "keep_checkpoints": Key(int, 3, "step checkpoints kept (the newest ones; last.pt and best.pt always stay)", low=1),
     "on_nonfinite": Key(Literal["stop", "skip"], "stop", "a non-finite loss or gradient: stop the run, or skip the batch"),
     "sync_norm": Key(bool, False, "torchrun: take the batch statistics of every norm over all processes"),
+    "precision": Key(Literal[32, "32", "bf16-mixed", "16-mixed"], "32",
+                     "32 | bf16-mixed | 16-mixed (autocast; fp16 with a gradient scaler)"),
+    "compile": Key(bool, False, "compile the model with torch.compile (falls back to eager with a message)"),
+    "accumulate_grad_batches": Key(int, 1, "batches whose gradients add up to one optimizer step", low=1),
+    "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off)", low=0),
 }
+
+#: keys that mean something only to a trainer that follows gradients (``gradient_free`` trainers refuse them)
+GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches", "gradient_clip_val")
 
 #: keys that may differ between a checkpoint's config and the run that resumes it
 #: (``trainer.epochs`` may grow: the run is extended)
 RESUME_MAY_DIFFER = (
     "resume", "device", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
     "trainer.prefetch_factor", "trainer.progress", "trainer.eval_batch_size", "trainer.checkpoint_every_steps",
-    "trainer.keep_checkpoints", "trainer.on_nonfinite",
+    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile",
 )
 
 

@@ -140,6 +140,7 @@ class STDP(TrainerBase):
     """Unsupervised trace STDP of one spiking layer, scored by a linear readout of its spike counts."""
 
     title = "stdp epoch"
+    gradient_free = True  # trainer.precision, compile, accumulate_grad_batches, ... are refused
 
     def __init__(
         self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
@@ -208,7 +209,7 @@ class STDP(TrainerBase):
         self.layer.train()
 
     @torch.no_grad()
-    def train_step(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+    def train_step(self, x: Tensor, y: Tensor, micro: int = 0, window: int = 1) -> dict[str, Tensor]:
         s_pre, s_post = self.layer(self.encoder(x), return_input=True)
         weight = self.layer.fc.weight
         before = weight.clone()
