@@ -46,3 +46,21 @@ def test_primary_config_defaults():
     assert (cfg.model.name, cfg.neuron.name, cfg.norm.name, cfg.dataset.name) == ("mlp", "lif", "none", "digits")
     assert set(cfg.trainer) >= {"epochs", "batch_size", "limit_batches"}
     assert cfg.device == "auto" and cfg.resume is None
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="snntrain.configs", version_base=None):
+        cfg = compose(config_name="train", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+    try:  # the plugin's own schema, where it is installed: our file sets only keys it knows
+        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    except ImportError:
+        return
+    from dataclasses import fields
+
+    assert {k for k in launcher if k != "_target_"} == {f.name for f in fields(SlurmQueueConf) if f.name != "_target_"}
