@@ -102,8 +102,8 @@ def test_signal_saves_the_exact_step_and_resume_matches(full_run, tmp_path, monk
     d, _ = full_run
     real_step, calls = bptt.BPTT.train_step, []
 
-    def step_then_signal(self, x, y):
-        out = real_step(self, x, y)
+    def step_then_signal(self, x, y, **kw):
+        out = real_step(self, x, y, **kw)
         calls.append(1)
         if len(calls) == 8:  # SIGTERM arrives during optimizer step 8 (epoch 2, batch 3)
             os.kill(os.getpid(), signal.SIGTERM)
@@ -126,12 +126,12 @@ def test_signal_saves_the_exact_step_and_resume_matches(full_run, tmp_path, monk
 def _nan_loss_at(monkeypatch, at_call: int):
     real_step, calls = bptt.BPTT.train_step, []
 
-    def step(self, x, y):
+    def step(self, x, y, **kw):
         calls.append(1)
         if len(calls) == at_call:
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss")
-        return real_step(self, x, y)
+        return real_step(self, x, y, **kw)
 
     monkeypatch.setattr(bptt.BPTT, "train_step", step)
 
