@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..errors import ConfigError, Diverged, Interrupted
+from ..errors import ConfigError, Diverged, Interrupted, RunError
 from ..registry import build
 from . import checkpoint
 from . import distributed
@@ -180,7 +180,7 @@ def _together(d: Dist, step):
     err, out = None, None
     try:
         out = step()
-    except (ConfigError, Interrupted) as e:
+    except (ConfigError, RunError) as e:
         err = e
     if d.enabled:
         message = distributed.first_error(err, d)
@@ -225,29 +225,34 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                           f"{d.world} processes; use a multiple of {d.world}.")
     if not d.main:
         logging.getLogger("snntrain").setLevel(logging.WARNING)  # one log line per epoch: rank 0's
-    with StopSignals() as signals, (RunDir(run_dir, resumed) if d.main else _NoDir(run_dir)) as rd:
-        torch.manual_seed(cfg["seed"])
-        trainer = _together(d, lambda: build("trainer", spec.trainer, context={"cfg": cfg, "device": device, "dist": d},
-                                             **spec.trainer_args))
-        if d.rank:  # the same initial weights on every rank, then each rank its own dropout/encoder draws
-            torch.manual_seed(cfg["seed"] + 1_000_003 * d.rank)
-        if resumed:
-            extended = resumed["config"]["trainer"]["epochs"] != spec.loop["epochs"]
-            trainer.load_state_dict(resumed, extended=extended)
-            ranks = resumed.get("rng_ranks") or [resumed]
-            if len(ranks) != d.world:
-                log.warning(f"the checkpoint was written by {len(ranks)} process(es), this run has {d.world}: the data "
-                            f"order continues exactly, the random draws of dropout/encoders do not")
-            checkpoint.restore_rng(ranks[d.rank] if len(ranks) == d.world else resumed, device)
+    rd = RunDir(run_dir, resumed) if d.main else _NoDir(run_dir)
+    with StopSignals() as signals:
+        _together(d, rd.__enter__)  # rank 0 claims the directory; a refusal stops every rank
+        try:
+            torch.manual_seed(cfg["seed"])
+            trainer = _together(d, lambda: build("trainer", spec.trainer, context={"cfg": cfg, "device": device,
+                                                                                    "dist": d}, **spec.trainer_args))
+            if d.rank:  # the same initial weights on every rank, then each rank its own dropout/encoder draws
+                torch.manual_seed(cfg["seed"] + 1_000_003 * d.rank)
+            if resumed:
+                extended = resumed["config"]["trainer"]["epochs"] != spec.loop["epochs"]
+                trainer.load_state_dict(resumed, extended=extended)
+                ranks = resumed.get("rng_ranks") or [resumed]
+                if len(ranks) != d.world:
+                    log.warning(f"the checkpoint was written by {len(ranks)} process(es), this run has {d.world}: the "
+                                f"data order continues exactly, the random draws of dropout/encoders do not")
+                checkpoint.restore_rng(ranks[d.rank] if len(ranks) == d.world else resumed, device)
 
-        def accept():
-            if signals.received:
-                raise Interrupted(f"{signals.name} received before training started; nothing was written.",
-                                  signals.received)
-            rd.accept(run_files)
+            def accept():
+                if signals.received:
+                    raise Interrupted(f"{signals.name} received before training started; nothing was written.",
+                                      signals.received)
+                rd.accept(run_files)
 
-        _together(d, accept)
-        return Run(cfg, spec.loop, trainer, rd, device, signals, resumed, command, d).fit()
+            _together(d, accept)
+            return Run(cfg, spec.loop, trainer, rd, device, signals, resumed, command, d).fit()
+        finally:
+            rd.__exit__(None, None, None)
 
 
 class _NoDir:

@@ -97,7 +97,11 @@ class RunDir:
             except ConfigError:
                 self._created.clear()
                 raise
-            self._refuse_other_run()  # another run may have written checkpoints between the check and the lock
+            try:
+                self._refuse_other_run()  # another run may have written checkpoints between the check and the lock
+            except ConfigError:
+                self.__exit__()
+                raise
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
         return self
