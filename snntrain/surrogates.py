@@ -89,7 +89,7 @@ class _SpikeFn(torch.autograd.Function):
 
 
 def spike(x: Tensor, derivative: Derivative, args: tuple = ()) -> Tensor:
-    """:math:`\Theta(x)` whose backward is ``derivative(x, *args)`` (see :meth:`Surrogate.spec`)."""
+    r""":math:`\Theta(x)` whose backward is ``derivative(x, *args)`` (see :meth:`Surrogate.spec`)."""
     return _SpikeFn.apply(x, derivative, args)
 
 

@@ -17,25 +17,32 @@ learnable. The fed-back spikes are the emitted ones (times ``graded_spikes_facto
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .lif import DecayShape, Reset, shaped
-from .synaptic import SnnTorchNeuron, _fmt, decay_check
+from .base import SpikingNeuron, Spiking, quant, settle
+from .lif import DecayShape, shaped
+from .synaptic import _fmt, decay_check
 
 VShape = Literal["scalar", "channel", "neuron"]
 
 
-class Recurrent(SnnTorchNeuron):
-    """Shared construction of the recurrent weight :math:`V` of ``rleaky``/``rsynaptic``."""
+class Recurrent(SpikingNeuron):
+    """Shared construction of ``rleaky``/``rsynaptic``: decays, and the recurrent weight :math:`V`."""
+
+    fixed_options = {"v_reset": 0.0}
 
     def __init__(
         self,
+        alpha: float | None,
+        beta: float,
+        learn_alpha: bool,
+        learn_beta: bool,
+        decay_shape: str,
         all_to_all: bool,
         kernel_size: int,
         recurrent_bias: bool,
@@ -43,10 +50,12 @@ class Recurrent(SnnTorchNeuron):
         V_shape: str,
         learn_V: bool,
         shape: tuple[int, ...] | None,
-        reset_delay: bool,
-        **base,
+        **options: Any,
     ):
-        super().__init__(reset_delay, **base)
+        super().__init__(**options)
+        if alpha is not None:
+            self._param_or_buffer("alpha", shaped(decay_check(alpha, "alpha"), decay_shape, shape), learn_alpha)
+        self._param_or_buffer("beta", shaped(decay_check(beta, "beta"), decay_shape, shape), learn_beta)
         self.all_to_all = all_to_all
         if all_to_all:
             check(shape is not None, "all_to_all", "needs the layer shape; build the neuron inside a model")
@@ -65,9 +74,51 @@ class Recurrent(SnnTorchNeuron):
         """:math:`V S_{t-1}`: the recurrent input from last step's (emitted) spikes."""
         return self.recurrent(spk) if self.all_to_all else spk * self.V
 
+    def params(self) -> "RecurrentParams":
+        alpha = self.alpha.clamp(0, 1) if hasattr(self, "alpha") else None
+        return RecurrentParams(self.spiking(), alpha, self.beta.clamp(0, 1), self.feedback, self.emit)
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, ...]:
+        return type(self).State(*(torch.zeros_like(x) for _ in self.state_names))  # type: ignore[attr-defined]
+
     def extra_repr(self) -> str:
         rec = "all_to_all" if self.all_to_all else f"V={_fmt(self.V)}"
-        return f"beta={_fmt(self.beta)}, {rec}, " + super().extra_repr()
+        a = f"alpha={_fmt(self.alpha)}, " if hasattr(self, "alpha") else ""
+        return f"{a}beta={_fmt(self.beta)}, {rec}, " + self.options_repr()
+
+
+class RecurrentParams(NamedTuple):
+    k: Spiking
+    alpha: Tensor | None
+    beta: Tensor
+    feedback: Callable[[Tensor], Tensor]  # V S_{t-1}
+    emit: Callable[[Tensor], Tensor]  # the spikes as fed back (graded)
+
+
+class RLeakyState(NamedTuple):
+    spk: Tensor
+    mem: Tensor
+
+
+class RSynapticState(NamedTuple):
+    spk: Tensor
+    syn: Tensor
+    mem: Tensor
+
+
+def rleaky_step(p: RecurrentParams, state: RLeakyState, x: Tensor) -> tuple[Tensor, RLeakyState]:
+    """One ``rleaky`` step: :math:`H = \\beta U + I + V S_{t-1}`, fire and reset (:func:`settle`)."""
+    spk, mem = state
+    s, mem = settle(p.k, p.beta * mem + x + p.feedback(spk), None, mem)
+    return s, RLeakyState(p.emit(s), mem)
+
+
+def rsynaptic_step(p: RecurrentParams, state: RSynapticState, x: Tensor) -> tuple[Tensor, RSynapticState]:
+    """One ``rsynaptic`` step: :math:`I = \\alpha I + X + V S_{t-1}`, :math:`H = \\beta U + I`, fire and reset."""
+    spk, syn, mem = state
+    syn = p.alpha * syn + x + p.feedback(spk)
+    s, mem = settle(p.k, p.beta * mem + syn, None, mem)
+    return s, RSynapticState(p.emit(s), quant(p.k, syn), mem)
 
 
 @register("neuron", "rleaky")
@@ -98,6 +149,7 @@ class RLeaky(Recurrent):
     """
 
     state_names = ("spk", "mem")
+    State = RLeakyState
 
     def __init__(
         self,
@@ -110,36 +162,15 @@ class RLeaky(Recurrent):
         V: float = 1.0,
         V_shape: VShape = "neuron",
         learn_V: bool = True,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
         shape: tuple[int, ...] | None = None,
+        **options: Any,
     ):
-        b = decay_check(beta, "beta")
         super().__init__(
-            all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V, shape, reset_delay,
-            threshold=threshold, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
+            None, beta, False, learn_beta, decay_shape, all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V,
+            shape, **options,
         )
-        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x)
-
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        spk, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        h = self.beta.clamp(0, 1) * mem + x + self.feedback(spk)
-        s, mem = self.settle(h, r)
-        out = self.emit(s)
-        return out, (out, mem)
+    step_fn = staticmethod(rleaky_step)
 
 
 @register("neuron", "rsynaptic")
@@ -168,6 +199,7 @@ class RSynaptic(Recurrent):
     """
 
     state_names = ("spk", "syn", "mem")
+    State = RSynapticState
 
     def __init__(
         self,
@@ -182,37 +214,12 @@ class RSynaptic(Recurrent):
         V: float = 1.0,
         V_shape: VShape = "neuron",
         learn_V: bool = True,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
         shape: tuple[int, ...] | None = None,
+        **options: Any,
     ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta")
         super().__init__(
-            all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V, shape, reset_delay,
-            threshold=threshold, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
+            alpha, beta, learn_alpha, learn_beta, decay_shape, all_to_all, kernel_size, recurrent_bias, V, V_shape,
+            learn_V, shape, **options,
         )
-        self._param_or_buffer("alpha", shaped(a, decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
-
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor, Tensor] | None = None):
-        spk, syn, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        syn = self.alpha.clamp(0, 1) * syn + x + self.feedback(spk)
-        s, mem = self.settle(self.beta.clamp(0, 1) * mem + syn, r)
-        out = self.emit(s)
-        return out, (out, self.quant(syn), mem)
-
-    def extra_repr(self) -> str:
-        return f"alpha={_fmt(self.alpha)}, " + super().extra_repr()
+    step_fn = staticmethod(rsynaptic_step)
