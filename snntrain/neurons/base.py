@@ -246,13 +246,13 @@ class SpikingNeuron(nn.Module):
         self.reset, self.v_reset, self.detach_reset = opts.reset, float(opts.v_reset), opts.detach_reset
         self.reset_delay, self.inhibition, self.backend = opts.reset_delay, opts.inhibition, opts.backend
         self._graded = opts.learn_graded_spikes_factor or opts.graded_spikes_factor != 1.0
+        self.state_quant: Callable[[Tensor], Tensor] | None = None
+        self.recorder: dict[str, Tensor] | None = None  # set by record_states()
         if opts.backend == "fused":  # fail at build time, before any model exists
             from .fused import unsupported
 
             why = unsupported(self)
             check(why is None, why[0] if why else "", f"the fused backend cannot run this neuron: {why[1] if why else ''}; use backend torch or auto")
-        self.state_quant: Callable[[Tensor], Tensor] | None = None
-        self.recorder: dict[str, Tensor] | None = None  # set by record_states()
 
     def _param_or_buffer(self, name: str, value: float | Tensor, learn: bool) -> None:
         t = _value(value, learn)
