@@ -43,7 +43,7 @@ from torch import Tensor
 from ..errors import check
 from ..registry import register
 from .base import Spiking, fire, quant, reset
-from .lif import DecayShape, IntegrateFire, lif_charge, decay_from, shaped
+from .lif import IntegrateFire, LIFDecay, lif_charge
 
 
 def rho_from(rho: float | None, tau_adapt: float | None, default: float = 0.9) -> float:
@@ -97,22 +97,16 @@ class ALIF(IntegrateFire):
     fixed_options = {"reset_delay": False}
     fused = "generic"
 
+    option_groups = (LIFDecay,)
+
     def __init__(
-        self,
-        decay: float | None = None,
-        tau: float | None = None,
-        decay_input: bool = False,
-        decay_shape: DecayShape = "scalar",
-        learn_decay: bool = False,
-        rho: float | None = None,
-        tau_adapt: float | None = None,
-        adapt: float = 1.8,
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
+        self, rho: float | None = None, tau_adapt: float | None = None, adapt: float = 1.8,
+        shape: tuple[int, ...] | None = None, **options: Any,
     ):
-        beta = shaped(decay_from(decay, tau), decay_shape, shape)
+        d = self.take(LIFDecay, options)
+        beta = d.beta(shape)
         check(adapt >= 0, "adapt", f"must be >= 0, got {adapt}")
-        super().__init__(beta, learn_decay, decay_input, **options)
+        super().__init__(beta, d.learn_decay, d.decay_input, **options)
         self.rho = rho_from(rho, tau_adapt)
         self.adapt = float(adapt)
 

@@ -37,7 +37,9 @@ Options shared by all neurons (snnTorch's names where it has them), defined once
   after charging (e.g. a fake-quantizer), snnTorch's state-quantization hook.
 
 A neuron class sets ``option_defaults`` (its own defaults of shared options) and
-``fixed_options`` (shared options it does not offer, with their fixed value).
+``fixed_options`` (shared options it does not offer, with their fixed value); arguments
+that several neurons share (a decay, the recurrent weights) are *option groups*,
+dataclasses listed in ``option_groups`` and flattened the same way (:meth:`SpikingNeuron.take`).
 
 Traces of every neuron in a model can be recorded with :func:`record_states`.
 """
@@ -212,8 +214,10 @@ class SpikingNeuron(nn.Module):
     fused: ClassVar[str | None] = None
     delayed_reset_at_leak: ClassVar[bool] = False
 
+    option_groups: ClassVar[tuple[type, ...]] = ()
+
     def __init_subclass__(cls, **kw: Any) -> None:
-        """Publish the config signature: the class's own arguments, then the shared options."""
+        """Publish the config signature: the class's own arguments, its option groups, the shared options."""
         super().__init_subclass__(**kw)
         own = inspect.signature(cls.__init__)
         try:
@@ -228,18 +232,30 @@ class SpikingNeuron(nn.Module):
         KW = inspect.Parameter.KEYWORD_ONLY
         params.append(inspect.Parameter("surrogate", KW, default=None, annotation=Surrogate | None))
         if any(p.kind is p.VAR_KEYWORD for p in own.parameters.values()):
-            params += [
-                inspect.Parameter(f.name, KW, default=cls.option_defaults.get(f.name, f.default), annotation=_OPTION_HINTS[f.name])
-                for f in fields(SpikeOptions)
-                if f.name not in cls.fixed_options
-            ]
+            for group in (*cls.option_groups, SpikeOptions):
+                group_hints = typing.get_type_hints(group)
+                params += [
+                    inspect.Parameter(f.name, KW, default=cls.option_defaults.get(f.name, f.default), annotation=group_hints[f.name])
+                    for f in fields(group)
+                    if f.name not in cls.fixed_options
+                ]
         cls.__signature__ = inspect.Signature(params)  # what the registry lists and validates
+
+    @classmethod
+    def take(cls, group: type, options: dict[str, Any]) -> Any:
+        """Pop the fields of an option group (a dataclass) from ``options``, with this class's defaults."""
+        names = {f.name for f in fields(group)}
+        mine = {k: v for k, v in cls.option_defaults.items() if k in names}
+        return group(**{**mine, **{k: options.pop(k) for k in list(options) if k in names}})
 
     def __init__(self, surrogate: Surrogate | None = None, **options: Any):
         super().__init__()
         unknown = set(options) & set(self.fixed_options)
         check(not unknown, next(iter(unknown), ""), f"is not an option of {type(self).__name__}")
-        opts = SpikeOptions(**{**self.option_defaults, **options, **self.fixed_options})
+        rest = {**options, **self.fixed_options}
+        opts = self.take(SpikeOptions, rest)
+        if rest:
+            raise TypeError(f"{type(self).__name__} got unexpected argument(s): {', '.join(sorted(rest))}")
         self.surrogate = surrogate if surrogate is not None else ATan()
         self._param_or_buffer("threshold", opts.threshold, opts.learn_threshold)
         self._param_or_buffer("graded_spikes_factor", opts.graded_spikes_factor, opts.learn_graded_spikes_factor)

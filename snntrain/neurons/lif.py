@@ -32,6 +32,7 @@ al. (2018) and Fang et al. (ICCV 2021).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -63,6 +64,20 @@ def shaped(value: float, how: str, shape: tuple[int, ...] | None) -> Tensor:
     if how == "channel":
         return torch.full((shape[0], *([1] * (len(shape) - 1))), float(value))
     return torch.full(tuple(shape), float(value))
+
+
+@dataclass(frozen=True)
+class LIFDecay:
+    """The decay arguments of ``lif`` and ``alif`` (an option group)."""
+
+    decay: float | None = None
+    tau: float | None = None
+    decay_input: bool = False
+    decay_shape: DecayShape = "scalar"
+    learn_decay: bool = False
+
+    def beta(self, shape: tuple[int, ...] | None) -> Tensor:
+        return shaped(decay_from(self.decay, self.tau), self.decay_shape, shape)
 
 
 class LIFParams(NamedTuple):
@@ -137,17 +152,11 @@ class LIF(IntegrateFire):
     snnTorch does.
     """
 
-    def __init__(
-        self,
-        decay: float | None = None,
-        tau: float | None = None,
-        decay_input: bool = False,
-        decay_shape: DecayShape = "scalar",
-        learn_decay: bool = False,
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
-    ):
-        super().__init__(shaped(decay_from(decay, tau), decay_shape, shape), learn_decay, decay_input, **options)
+    option_groups = (LIFDecay,)
+
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d = self.take(LIFDecay, options)
+        super().__init__(d.beta(shape), d.learn_decay, d.decay_input, **options)
 
 
 @register("neuron", "if")

@@ -17,6 +17,7 @@ learnable. The fed-back spikes are the emitted ones (times ``graded_spikes_facto
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, NamedTuple
 
 import torch
@@ -26,49 +27,42 @@ from ..errors import check
 from ..registry import register
 from .base import SpikingNeuron, Spiking, quant, settle
 from .lif import DecayShape, shaped
-from .synaptic import _fmt, decay_check
+from .synaptic import Decays, _fmt, decay_check
 
 VShape = Literal["scalar", "channel", "neuron"]
 
 
+@dataclass(frozen=True)
+class RecurrentWeights:
+    """The recurrent weight :math:`V` of ``rleaky``/``rsynaptic`` (an option group; see the module docstring)."""
+
+    all_to_all: bool = True
+    kernel_size: int = 3
+    recurrent_bias: bool = True
+    V: float = 1.0
+    V_shape: VShape = "neuron"
+    learn_V: bool = True
+
+
 class Recurrent(SpikingNeuron):
-    """Shared construction of ``rleaky``/``rsynaptic``: decays, and the recurrent weight :math:`V`."""
+    """Shared construction of ``rleaky``/``rsynaptic``: the recurrent weight :math:`V`."""
 
     fixed_options = {"v_reset": 0.0}
 
-    def __init__(
-        self,
-        alpha: float | None,
-        beta: float,
-        learn_alpha: bool,
-        learn_beta: bool,
-        decay_shape: str,
-        all_to_all: bool,
-        kernel_size: int,
-        recurrent_bias: bool,
-        V: float,
-        V_shape: str,
-        learn_V: bool,
-        shape: tuple[int, ...] | None,
-        **options: Any,
-    ):
-        super().__init__(**options)
-        if alpha is not None:
-            self._param_or_buffer("alpha", shaped(decay_check(alpha, "alpha"), decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(decay_check(beta, "beta"), decay_shape, shape), learn_beta)
-        self.all_to_all = all_to_all
-        if all_to_all:
+    def build_recurrent(self, w: RecurrentWeights, shape: tuple[int, ...] | None) -> None:
+        self.all_to_all = w.all_to_all
+        if w.all_to_all:
             check(shape is not None, "all_to_all", "needs the layer shape; build the neuron inside a model")
             check(len(shape) in (1, 3), "all_to_all", f"needs a dense (F,) or conv (C, H, W) layer, got shape {tuple(shape)}")
-            check(kernel_size >= 1, "kernel_size", f"must be >= 1, got {kernel_size}")
+            check(w.kernel_size >= 1, "kernel_size", f"must be >= 1, got {w.kernel_size}")
             if len(shape) == 1:
-                self.recurrent: nn.Module = nn.Linear(shape[0], shape[0], bias=recurrent_bias)
+                self.recurrent: nn.Module = nn.Linear(shape[0], shape[0], bias=w.recurrent_bias)
             else:
-                self.recurrent = nn.Conv2d(shape[0], shape[0], kernel_size, padding="same", bias=recurrent_bias)
-            self.recurrent.requires_grad_(learn_V)
+                self.recurrent = nn.Conv2d(shape[0], shape[0], w.kernel_size, padding="same", bias=w.recurrent_bias)
+            self.recurrent.requires_grad_(w.learn_V)
         else:
-            check(shape is not None or V_shape == "scalar", "V_shape", f"{V_shape!r} needs the layer shape; build the neuron inside a model")
-            self._param_or_buffer("V", shaped(V, V_shape, shape), learn_V)
+            check(shape is not None or w.V_shape == "scalar", "V_shape", f"{w.V_shape!r} needs the layer shape; build the neuron inside a model")
+            self._param_or_buffer("V", shaped(w.V, w.V_shape, shape), w.learn_V)
 
     def feedback(self, spk: Tensor) -> Tensor:
         """:math:`V S_{t-1}`: the recurrent input from last step's (emitted) spikes."""
@@ -151,24 +145,17 @@ class RLeaky(Recurrent):
     state_names = ("spk", "mem")
     State = RLeakyState
 
+    option_groups = (RecurrentWeights,)
+
     def __init__(
-        self,
-        beta: float = 0.5,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        all_to_all: bool = True,
-        kernel_size: int = 3,
-        recurrent_bias: bool = True,
-        V: float = 1.0,
-        V_shape: VShape = "neuron",
-        learn_V: bool = True,
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
+        self, beta: float = 0.5, learn_beta: bool = False, decay_shape: DecayShape = "scalar",
+        shape: tuple[int, ...] | None = None, **options: Any,
     ):
-        super().__init__(
-            None, beta, False, learn_beta, decay_shape, all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V,
-            shape, **options,
-        )
+        b = decay_check(beta, "beta")
+        w = self.take(RecurrentWeights, options)
+        super().__init__(**options)
+        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
+        self.build_recurrent(w, shape)
 
     step_fn = staticmethod(rleaky_step)
 
@@ -201,25 +188,12 @@ class RSynaptic(Recurrent):
     state_names = ("spk", "syn", "mem")
     State = RSynapticState
 
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        all_to_all: bool = True,
-        kernel_size: int = 3,
-        recurrent_bias: bool = True,
-        V: float = 1.0,
-        V_shape: VShape = "neuron",
-        learn_V: bool = True,
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
-    ):
-        super().__init__(
-            alpha, beta, learn_alpha, learn_beta, decay_shape, all_to_all, kernel_size, recurrent_bias, V, V_shape,
-            learn_V, shape, **options,
-        )
+    option_groups = (Decays, RecurrentWeights)
+
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d, w = self.take(Decays, options), self.take(RecurrentWeights, options)
+        super().__init__(**options)
+        d.register(self, shape)
+        self.build_recurrent(w, shape)
 
     step_fn = staticmethod(rsynaptic_step)

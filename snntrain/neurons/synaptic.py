@@ -26,6 +26,7 @@ membrane that stayed above threshold is tested against :math:`2 V_{th}`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -37,7 +38,7 @@ from ..surrogates import spike
 from .base import SpikingNeuron, Spiking, fire, quant, reset, settle
 from .lif import DecayShape, shaped
 
-__all__ = ["TwoDecays", "Synaptic", "Alpha", "decay_check"]
+__all__ = ["Decays", "TwoDecays", "Synaptic", "Alpha", "decay_check"]
 
 
 def decay_check(value: float, name: str, closed: bool = True) -> float:
@@ -51,17 +52,39 @@ def _fmt(t: Tensor) -> str:
     return f"{float(t):g}" if t.numel() == 1 else f"{tuple(t.shape)}"
 
 
+@dataclass(frozen=True)
+class Decays:
+    """Two decay rates (an option group of ``synaptic``, ``alpha``, ``rsynaptic``)."""
+
+    alpha: float = 0.5
+    beta: float = 0.5
+    learn_alpha: bool = False
+    learn_beta: bool = False
+    decay_shape: DecayShape = "scalar"
+
+    def register(self, neuron: SpikingNeuron, shape: tuple[int, ...] | None, beta_closed: bool = True) -> None:
+        """Check the rates and give ``neuron`` its ``alpha`` and ``beta`` (parameters or buffers)."""
+        a, b = decay_check(self.alpha, "alpha"), decay_check(self.beta, "beta", closed=beta_closed)
+        neuron._param_or_buffer("alpha", shaped(a, self.decay_shape, shape), self.learn_alpha)
+        neuron._param_or_buffer("beta", shaped(b, self.decay_shape, shape), self.learn_beta)
+
+
 class TwoDecays(SpikingNeuron):
     """A neuron with two decay rates ``alpha`` and ``beta`` (``synaptic``, ``alpha``), no rest potential."""
 
+    option_groups = (Decays,)
     fixed_options = {"v_reset": 0.0}
     fused = "generic"
+    beta_closed = True  # beta in (0, 1]; alpha: (0, 1)
 
-    def __init__(self, alpha: float, beta: float, learn_alpha: bool, learn_beta: bool, decay_shape: str,
-                 shape: tuple[int, ...] | None, **options: Any):
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d = self.take(Decays, options)
+        self.check_decays(d)
         super().__init__(**options)
-        self._param_or_buffer("alpha", shaped(alpha, decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(beta, decay_shape, shape), learn_beta)
+        d.register(self, shape, self.beta_closed)
+
+    def check_decays(self, d: Decays) -> None:
+        """Extra checks of a subclass on its decays."""
 
     def init_state(self, x: Tensor) -> tuple[Tensor, ...]:
         return type(self).State(*(torch.zeros_like(x) for _ in self.state_names))  # type: ignore[attr-defined]
@@ -126,19 +149,6 @@ class Synaptic(TwoDecays):
 
     state_names = ("syn", "mem")
     State = SynapticState
-
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
-    ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta")
-        super().__init__(a, b, learn_alpha, learn_beta, decay_shape, shape, **options)
 
     def params(self) -> DecayParams:
         return DecayParams(self.spiking(), self.alpha.clamp(0, 1), self.beta.clamp(0, 1))
@@ -215,22 +225,13 @@ class Alpha(TwoDecays):
 
     state_names = ("syn_exc", "syn_inh", "mem")
     State = AlphaState
-    option_defaults = {"reset": "zero"}
+    option_defaults = {"reset": "zero", "alpha": 0.9, "beta": 0.8}
     fixed_options = {"v_reset": 0.0, "reset_delay": True}
+    beta_closed = False
 
-    def __init__(
-        self,
-        alpha: float = 0.9,
-        beta: float = 0.8,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        shape: tuple[int, ...] | None = None,
-        **options: Any,
-    ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta", closed=False)
+    def check_decays(self, d: Decays) -> None:
+        a, b = decay_check(d.alpha, "alpha"), decay_check(d.beta, "beta", closed=False)
         check(b < a, "beta", f"must be smaller than alpha (the inhibitory current decays faster), got alpha={a}, beta={b}")
-        super().__init__(a, b, learn_alpha, learn_beta, decay_shape, shape, **options)
 
     def tau_alpha(self) -> Tensor:
         la, lb = torch.log(self.alpha.clamp(0, 1)), torch.log(self.beta.clamp(0, 1))
