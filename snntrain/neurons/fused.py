@@ -154,56 +154,58 @@ class _LIFFused(torch.autograd.Function):
         charge_needs_grad = any(
             n for i, n in enumerate(ctx.needs_input_grad[2:]) if i != meta.threshold_index
         )
-        H, V, spikes = _lif_forward(p, meta, x_seq, save_h=not charge_needs_grad)
+        hs, V, spikes = _lif_forward(p, meta, x_seq)
         ctx.meta, ctx.charge_needs_grad = meta, charge_needs_grad
-        ctx.save_for_backward(x_seq if charge_needs_grad else H, *tensors)
+        if charge_needs_grad:  # keep the input only; H is recomputed at the start of the backward
+            ctx.save_for_backward(x_seq, *tensors)
+        else:  # keep H only
+            ctx.save_for_backward(*hs, *tensors)
         return (spikes, V) if meta.keep else spikes
 
     @staticmethod
     def backward(ctx, g_spikes: Tensor, g_trace: Tensor | None = None):  # type: ignore[override]
         meta: _Meta = ctx.meta
-        saved, *tensors = ctx.saved_tensors
-        p = meta.rebuild(tensors)
-        k = p.k
+        saved = ctx.saved_tensors
         if ctx.charge_needs_grad:
-            x_seq = saved
-            H, _, _ = _lif_forward(p, meta, x_seq, save_h=True)
+            x_seq, tensors = saved[0], list(saved[1:])
+            p = meta.rebuild(tensors)
+            hs, _, _ = _lif_forward(p, meta._replace(keep=False), x_seq)
         else:
-            x_seq, H = None, saved
+            T = g_spikes.shape[0]
+            x_seq, hs, tensors = None, saved[:T], list(saved[T:])
+            p = meta.rebuild(tensors)
+        k = p.k
         theta, beta = k.threshold, p.decay
+        th = float(theta)
         learn_theta = ctx.needs_input_grad[2 + meta.threshold_index]
-        g_theta = torch.zeros_like(H[0]) if learn_theta else None
-        gH_all = torch.empty_like(H)
-        g_v = torch.zeros_like(H[0])
+        g_theta = torch.zeros_like(hs[0]) if learn_theta else None
+        gH_all = torch.empty_like(g_spikes)  # dL/dH; dL/dx when the input gain is 1
+        g_v = torch.zeros_like(hs[0])
         has_trace = g_trace is not None
-        for t in range(H.shape[0] - 1, -1, -1):
-            h = H[t]
-            z = h - theta
-            s = (z >= 0).to(h.dtype)
-            sg = k.derivative(z, *k.sg_args)
+        subtract, zero = k.reset == "subtract", k.reset == "zero"
+        for t in range(len(hs) - 1, -1, -1):
+            h = hs[t]
+            sg = k.derivative(h - theta, *k.sg_args)  # g'(z), z = H - V_th
             gV = g_v + g_trace[t] if has_trace else g_v
-            gS = g_spikes[t]
-            if k.reset == "zero":
-                gH = gV * (1 - s)
-                if not k.detach:
-                    gS = gS + gV * (k.v_reset - h)
+            if zero:
+                s = h >= theta
+                gS = g_spikes[t] if k.detach else torch.addcmul(g_spikes[t], gV, k.v_reset - h)
+                gH = torch.addcmul(gV.masked_fill(s, 0.0), gS, sg, out=gH_all[t])
             else:
-                gH = gV
-                if k.reset == "subtract" and not k.detach:
-                    gS = gS - gV * theta
-            gsg = gS * sg
-            gH = gH + gsg
+                gS = g_spikes[t] if k.detach or not subtract else torch.add(g_spikes[t], gV, alpha=-th)
+                gH = torch.addcmul(gV, gS, sg, out=gH_all[t])
             if learn_theta:
-                g_theta -= gsg + gV * s if k.reset == "subtract" else gsg
-            gH_all[t] = gH
+                g_theta.addcmul_(gS, sg, value=-1.0)
+                if subtract:
+                    g_theta.sub_(gV.masked_fill(h < theta, 0.0))
             g_v = beta * gH
         grads: list[Tensor | None] = [None] * len(tensors)
         if learn_theta:
             grads[meta.threshold_index] = _sum_to(g_theta, theta.shape)
         if ctx.charge_needs_grad:
             # dH/dx and dH/dparams in one vectorised call of the charge function
-            S = ((H - theta) >= 0).to(H.dtype)
-            V = reset(k, H, S)
+            H = torch.stack(hs)
+            V = reset(k, H, (H >= theta).to(H.dtype))
             v_prev = torch.cat([meta.init(H[0])[None], V[:-1]])
             with torch.enable_grad():
                 leaves = [t.detach().requires_grad_(n) for t, n in zip(tensors, ctx.needs_input_grad[2:])]
@@ -213,35 +215,44 @@ class _LIFFused(torch.autograd.Function):
                 got = list(torch.autograd.grad(h, wrt, gH_all, allow_unused=True))
             g_x = got.pop(0)
             for i, l in enumerate(leaves):
-                if l.requires_grad and i != meta.threshold_index:
+                if l.requires_grad:
                     g = got.pop(0)
-                    grads[i] = g if g is None else _sum_to(g, l.shape)
-                elif l.requires_grad:
-                    got.pop(0)
+                    if i != meta.threshold_index:
+                        grads[i] = g if g is None else _sum_to(g, l.shape)
         else:
             gain = meta.gain(p)
-            g_x = gH_all if gain is None else gH_all * gain
+            g_x = gH_all if gain is None else gH_all.mul_(gain)
         return (None, g_x, *grads)
 
 
-def _lif_forward(p: Any, meta: _Meta, x_seq: Tensor, save_h: bool) -> tuple[Tensor | None, Tensor | None, Tensor]:
-    """The lif-kind forward without a graph: spikes, the charged membranes H (if asked) and the trace V (if kept)."""
+def _lif_forward(p: Any, meta: _Meta, x_seq: Tensor) -> tuple[list[Tensor], Tensor | None, Tensor]:
+    """The lif-kind forward without a graph: the charged membranes H (one tensor a step), the trace V (if kept), spikes.
+
+    The operations are the torch backend's: :math:`S = [H - V_{th} \\ge 0]` and, where
+    :math:`S = 1`, :math:`H - V_{th}` (subtract) or :math:`V_{reset}` (zero), else :math:`H`.
+    """
     k = p.k
-    spikes = torch.empty_like(x_seq)
-    H = torch.empty_like(x_seq) if save_h else None
+    theta = k.threshold
+    fired = torch.empty(x_seq.shape, dtype=torch.bool, device=x_seq.device)
     V = torch.empty_like(x_seq) if meta.keep else None
     v = meta.init(x_seq[0])
+    hs = []
     with torch.no_grad():
         for t in range(x_seq.shape[0]):
             h = meta.charge(p, v, x_seq[t])
-            s = ((h - k.threshold) >= 0).to(h.dtype)  # the spike function's forward
-            spikes[t] = s
-            if H is not None:
-                H[t] = h
-            v = reset(k, h, s)
-            if V is not None:
-                V[t] = v
-    return H, V, spikes
+            hs.append(h)
+            s = torch.ge(h - theta, 0, out=fired[t])
+            if k.reset == "subtract":
+                v = torch.where(s, h - theta, h, out=V[t] if V is not None else None)
+            elif k.reset == "zero":
+                v = h.masked_fill(s, k.v_reset)
+                if V is not None:
+                    V[t] = v
+            else:
+                v = h
+                if V is not None:
+                    V[t] = v
+    return hs, V, fired.to(x_seq.dtype)
 
 
 # ---------------------------------------------------------------- generic: per-step vector-Jacobian products
