@@ -68,16 +68,39 @@ def close(a, b, tol):
 
 
 CASES = [
-    (case, reset, delay, detach)
+    (case, reset, delay, detach, impl)
     for case, (_, delayable) in FUSED.items()
     for reset, delay, detach in RESET_MODES
     if delayable or not delay
+    # the C++ kernel runs the lif kind (if, lif, plif) with an immediate reset; "eager": the PyTorch-op loop
+    for impl in (("kernel", "eager") if not delay and case.split("_")[0] in ("if", "lif", "plif") else ("eager",))
 ]
 
 
+def use_kernel(impl, monkeypatch):
+    """The fused lif kind runs the C++ kernel where it builds (``kernel``), or the eager loop."""
+    from snntrain.kernels import cpu_lif
+
+    if impl == "eager":
+        monkeypatch.setattr(cpu_lif, "_KERNEL", None)
+        monkeypatch.setattr(cpu_lif, "_TRIED", True)
+    elif cpu_lif.kernel() is None:
+        pytest.skip("the C++ lif kernel does not build here (no compiler?)")
+    return impl
+
+
+@pytest.fixture(params=["kernel", "eager"])
+def cpu_kernel(request, monkeypatch):
+    return use_kernel(request.param, monkeypatch)
+
+
 @pytest.mark.parametrize("surrogate", sorted(available("surrogate")))
-@pytest.mark.parametrize("case,reset,delay,detach", CASES, ids=[f"{c}-{r}-{'delay' if d else 'now'}-{'det' if t else 'grad'}" for c, r, d, t in CASES])
-def test_fused_equals_torch(case, reset, delay, detach, surrogate):
+@pytest.mark.parametrize(
+    "case,reset,delay,detach,impl", CASES,
+    ids=[f"{c}-{r}-{'delay' if d else 'now'}-{'det' if t else 'grad'}-{i}" for c, r, d, t, i in CASES],
+)
+def test_fused_equals_torch(case, reset, delay, detach, impl, surrogate, monkeypatch):
+    use_kernel(impl, monkeypatch)
     shape = SHAPES["conv"] if "lif" == case else SHAPES["dense"]
     g = torch.Generator().manual_seed(zlib.crc32(f"{case}{reset}{delay}".encode()))
     x = torch.randn(T, B, *shape, generator=g) * 1.2 + 0.6
@@ -98,7 +121,7 @@ def test_fused_equals_torch(case, reset, delay, detach, surrogate):
         assert g1["x"].abs().sum() > 0
 
 
-def test_fused_without_traces_saves_one_value_per_element_and_step():
+def test_fused_without_traces_saves_one_value_per_element_and_step(cpu_kernel):
     """The fused lif keeps H only: the bytes autograd saves are T*B*N floats plus the scalars."""
     x = (torch.randn(T, B, 64) + 0.5).requires_grad_()
     saved = {}
@@ -153,3 +176,14 @@ def test_fused_lif_hand_computed_gradient():
     gp = lambda z: 1.0 / (1 + (math.pi * z) ** 2)  # noqa: E731  (alpha/2 = 1)
     d2 = gp(0.4 - 1.0)
     assert torch.allclose(x.grad.flatten(), torch.tensor([d2 * 0.5 * (1 - gp(0.2)), d2]), atol=1e-6)
+
+
+def test_cpu_kernel_is_used_for_lif_on_the_cpu(cpu_kernel):
+    from snntrain.neurons import fused
+
+    lif = build("neuron", "lif", backend="fused")
+    meta_cpu = fused._cpu_kernel(lif, lif.params(), torch.zeros(2, 1, 3))
+    assert (meta_cpu is not None) == (cpu_kernel == "kernel")
+    user = build("neuron", "lif", backend="fused")
+    user.surrogate.spec = lambda: (lambda x: torch.ones_like(x), ())  # a Python-only derivative: eager path
+    assert fused._cpu_kernel(user, user.params(), torch.zeros(2, 1, 3)) is None

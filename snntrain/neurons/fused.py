@@ -144,6 +144,27 @@ class _Meta(NamedTuple):
     init: Callable[[Tensor], Any]
     keep: bool
     threshold_index: int
+    cpu: Any = None  # lif kind on the CPU: (kernel module, charge kind, surrogate id) or None
+
+
+def _surrogate_ids() -> dict[Callable, int]:
+    from .. import surrogates
+    from ..kernels.cpu_lif import SURROGATES
+
+    return {getattr(surrogates, name).derivative: i for name, i in SURROGATES.items()}
+
+
+def _cpu_kernel(neuron: SpikingNeuron, p: Any, x_seq: Tensor) -> Any:
+    """``(module, charge kind, surrogate id)`` when the C++ lif kernel can run this call, else None."""
+    if x_seq.device.type != "cpu" or x_seq.dtype != torch.float32 or not hasattr(neuron, "cpu_charge_kind"):
+        return None
+    sg = _surrogate_ids().get(p.k.derivative)
+    if sg is None:  # a user-defined surrogate: the eager path evaluates its Python derivative
+        return None
+    from ..kernels.cpu_lif import kernel
+
+    module = kernel()
+    return None if module is None else (module, neuron.cpu_charge_kind(p), sg)
 
 
 # ---------------------------------------------------------------- lif kind: hand-written backward
@@ -155,11 +176,11 @@ class _LIFFused(torch.autograd.Function):
             n for i, n in enumerate(ctx.needs_input_grad[2:]) if i != meta.threshold_index
         )
         hs, V, spikes = _lif_forward(p, meta, x_seq)
-        ctx.meta, ctx.charge_needs_grad = meta, charge_needs_grad
+        ctx.meta, ctx.charge_needs_grad, ctx.stacked = meta, charge_needs_grad, isinstance(hs, Tensor)
         if charge_needs_grad:  # keep the input only; H is recomputed at the start of the backward
             ctx.save_for_backward(x_seq, *tensors)
         else:  # keep H only
-            ctx.save_for_backward(*hs, *tensors)
+            ctx.save_for_backward(*((hs,) if ctx.stacked else hs), *tensors)
         return (spikes, V) if meta.keep else spikes
 
     @staticmethod
@@ -171,13 +192,17 @@ class _LIFFused(torch.autograd.Function):
             p = meta.rebuild(tensors)
             hs, _, _ = _lif_forward(p, meta._replace(keep=False), x_seq)
         else:
-            T = g_spikes.shape[0]
-            x_seq, hs, tensors = None, saved[:T], list(saved[T:])
+            n = 1 if ctx.stacked else g_spikes.shape[0]
+            x_seq, hs, tensors = None, saved[:n], list(saved[n:])
+            hs = hs[0] if ctx.stacked else hs
             p = meta.rebuild(tensors)
         k = p.k
         theta, beta = k.threshold, p.decay
         th = float(theta)
         learn_theta = ctx.needs_input_grad[2 + meta.threshold_index]
+        if meta.cpu is not None:
+            gH_all, g_theta = _cpu_backward(meta, p, hs, g_spikes, g_trace)
+            return _LIFFused.finish(ctx, meta, p, tensors, x_seq, hs, gH_all, g_theta if learn_theta else None)
         g_theta = torch.zeros_like(hs[0]) if learn_theta else None
         gH_all = torch.empty_like(g_spikes)  # dL/dH; dL/dx when the input gain is 1
         g_v = torch.zeros_like(hs[0])
@@ -199,12 +224,19 @@ class _LIFFused(torch.autograd.Function):
                 if subtract:
                     g_theta.sub_(gV.masked_fill(h < theta, 0.0))
             g_v = beta * gH
+        return _LIFFused.finish(ctx, meta, p, tensors, x_seq, hs, gH_all, g_theta)
+
+    @staticmethod
+    def finish(ctx, meta, p, tensors, x_seq, hs, gH_all, g_theta):  # type: ignore[no-untyped-def]
+        """Input and parameter gradients from dL/dH (and the threshold's)."""
+        k = p.k
+        theta = k.threshold
         grads: list[Tensor | None] = [None] * len(tensors)
-        if learn_theta:
+        if g_theta is not None:
             grads[meta.threshold_index] = _sum_to(g_theta, theta.shape)
         if ctx.charge_needs_grad:
             # dH/dx and dH/dparams in one vectorised call of the charge function
-            H = torch.stack(hs)
+            H = hs if isinstance(hs, Tensor) else torch.stack(hs)
             V = reset(k, H, (H >= theta).to(H.dtype))
             v_prev = torch.cat([meta.init(H[0])[None], V[:-1]])
             with torch.enable_grad():
@@ -233,6 +265,12 @@ def _lif_forward(p: Any, meta: _Meta, x_seq: Tensor) -> tuple[list[Tensor], Tens
     """
     k = p.k
     theta = k.threshold
+    if meta.cpu is not None:
+        module, (kind, q), _ = meta.cpu
+        flat = x_seq.reshape(x_seq.shape[0], -1).contiguous()
+        beta = p.decay.detach().expand(x_seq.shape[1:]).contiguous().view(-1)
+        H, S, V = module.forward(flat, beta, kind, p.decay_input, q, float(theta), RESET_IDS[k.reset], k.v_reset, meta.keep)
+        return H.view(x_seq.shape), V.view(x_seq.shape) if meta.keep else None, S.view(x_seq.shape)
     fired = torch.empty(x_seq.shape, dtype=torch.bool, device=x_seq.device)
     V = torch.empty_like(x_seq) if meta.keep else None
     v = meta.init(x_seq[0])
@@ -253,6 +291,25 @@ def _lif_forward(p: Any, meta: _Meta, x_seq: Tensor) -> tuple[list[Tensor], Tens
                 if V is not None:
                     V[t] = v
     return hs, V, fired.to(x_seq.dtype)
+
+
+RESET_IDS = {"subtract": 0, "zero": 1, "none": 2}
+
+
+def _cpu_backward(meta: _Meta, p: Any, H: Tensor, g_spikes: Tensor, g_trace: Tensor | None) -> tuple[Tensor, Tensor]:
+    """dL/dH and dL/dV_th (per element) from the C++ kernel."""
+    module, _, sg = meta.cpu
+    k = p.k
+    T = H.shape[0]
+    a = k.sg_args[0] if k.sg_args else 0.0
+    a = -1.0 if a is None else float(a)  # straight_through without a window
+    beta = p.decay.detach().expand(H.shape[1:]).contiguous().view(-1)
+    gt = g_trace.reshape(T, -1).contiguous() if g_trace is not None else H.new_empty(0)
+    gH, gth = module.backward(
+        H.reshape(T, -1), g_spikes.reshape(T, -1).contiguous(), gt, beta, float(k.threshold), RESET_IDS[k.reset],
+        k.detach, k.v_reset, sg, a,
+    )
+    return gH.view(H.shape), -gth.view(H.shape[1:])
 
 
 # ---------------------------------------------------------------- generic: per-step vector-Jacobian products
@@ -324,7 +381,8 @@ def fused_run(neuron: SpikingNeuron, x_seq: Tensor, keep: bool) -> tuple[Tensor,
     theta_index = next(i for i, t in enumerate(tensors) if t is p.k.threshold)
     names = neuron.state_names
     if neuron.fused == "lif" and not p.k.delayed:
-        meta = _Meta(rebuild, neuron.step_fn, neuron.charge, neuron.gain, neuron.init_state, keep, theta_index)
+        cpu = _cpu_kernel(neuron, p, x_seq)
+        meta = _Meta(rebuild, neuron.step_fn, neuron.charge, neuron.gain, neuron.init_state, keep, theta_index, cpu)
         out = _LIFFused.apply(meta, x_seq, *tensors)
         return (out[0], {names[0]: out[1]}) if keep else (out, {})
     meta = _Meta(rebuild, neuron.step_fn, None, None, neuron.init_state, keep, theta_index)

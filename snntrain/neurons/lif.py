@@ -132,6 +132,11 @@ class IntegrateFire(SpikingNeuron):
     charge = staticmethod(lif_h)  # for the fused backend
     gain = staticmethod(lif_gain)
 
+    @staticmethod
+    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
+        """The charge in the C++ kernel (:mod:`snntrain.kernels.cpu_lif`): lif's, no 1/tau."""
+        return 0, 0.0
+
     def init_state(self, x: Tensor) -> Tensor:
         return torch.full_like(x, self.v_reset)  # at rest
 

@@ -82,5 +82,10 @@ class PLIF(IntegrateFire):
     charge = staticmethod(plif_h)
     gain = staticmethod(plif_gain)
 
+    @staticmethod
+    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
+        """The charge in the C++ kernel: plif's, with or without decay_input, and :math:`1/\\tau`."""
+        return (1 if p.decay_input else 2), float(p.w.detach().sigmoid())
+
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + self.options_repr()
