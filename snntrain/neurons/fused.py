@@ -34,8 +34,11 @@ r"""Neuron backends: ``torch`` (the reference loop) and ``fused`` (one autograd 
 
   Both forwards run the very operations of ``step_fn``, so spikes and states equal the
   ``torch`` backend's bit for bit; gradients agree up to float rounding (summation order).
-* ``auto``: ``fused`` where the neuron and its options allow it, else ``torch`` (with one
-  log line saying why).
+* ``auto``: the fastest valid one. ``fused`` for the lif kind (``if``, ``lif``, ``plif``
+  with an immediate reset), where it is faster than the loop; ``torch`` for the others,
+  where the generic fused form (which re-runs every step in its backward) measured slower
+  on the CPU. An option the fused backend cannot run (below) also falls back to ``torch``,
+  with one log line saying why.
 
 The fused backend does not run ``inhibition`` (a winner-take-all across features) or a
 ``state_quant`` hook (an arbitrary callable), and not the neurons with a recurrent
@@ -76,6 +79,8 @@ def choose(neuron: SpikingNeuron, x_seq: Tensor) -> Runner:
     if neuron.backend == "torch":
         return torch_loop
     why = unsupported(neuron)
+    if why is None and neuron.backend == "auto" and not (neuron.fused == "lif" and not neuron.reset_delay):
+        return torch_loop  # measured: the generic fused form (per-step VJPs) is slower than the torch loop
     if why is None:
         return fused_run
     if neuron.backend == "fused":
