@@ -17,7 +17,7 @@ a ``[T*B, ...]`` batch: what the synapses alone cost). All cases run in one proc
 interleaved round by round. Reported: median ms per step, its ratio to the ANN limit,
 the bytes autograd saves for backward (unique storages, counted with saved-tensor hooks
 during one forward), and peak memory (CUDA: ``max_memory_allocated``; CPU: the rise of
-the peak resident set size over one step, measured in a fresh subprocess per case).
+the peak resident set size, ``VmHWM``, over one step, in a fresh subprocess per case).
 
     python benchmarks/train_step.py [--workloads A,B,C] [--rounds 8] [--device cpu] [--threads 2]
 
@@ -210,9 +210,21 @@ def peak_cpu_here(name: str, workload: str) -> int:
     torch.manual_seed(0)
     model = make_case(name, w["kind"])
     step = make_step(model, w["T"], w["B"], w["kind"], "cpu")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _hwm()
     step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # KiB on Linux
+    return _hwm() - before
+
+
+def _hwm() -> int:
+    """Peak resident set size of this process in bytes (``VmHWM``: per address space, so a fresh
+    subprocess does not inherit its parent's peak as ``ru_maxrss`` does across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def sync(device: str) -> None:

@@ -79,7 +79,7 @@ CASES = [
 
 def use_kernel(impl, monkeypatch):
     """The fused lif kind runs the C++ kernel where it builds (``kernel``), or the eager loop."""
-    from snntrain.kernels import cpu_lif
+    from snntrain.kernels import cpu as cpu_lif
 
     if impl == "eager":
         monkeypatch.setattr(cpu_lif, "_KERNEL", None)

@@ -49,6 +49,10 @@ def test_pack_unpack_round_trip_and_non_binary_inputs_stay_fp32():
     assert packed.dtype == torch.uint8 and packed.numel() == (105 + 7) // 8
     assert torch.equal(bits.unpack_bits(packed, x.shape, x.dtype), x)
     assert bits.is_binary(x) and not bits.is_binary(x * 0.5 + 0.25)
+    assert bits.pack_if_binary(x * 0.5 + 0.25) is None
+    assert torch.equal(bits.pack_if_binary(x), packed)  # the C++ pass (where it builds) packs as pack_bits does
     layer = build("layer", "linear", in_features=7, out_features=2)
-    x_real = torch.randn(2, 3, 7)
-    assert not layer._packs(x_real.flatten(0, 1)) and layer._packs(x.view(3, 5, 7).flatten(0, 1))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        layer(torch.randn(2, 3, 7))  # not binary: the fp32 path
+    assert torch.uint8 not in saved and torch.float32 in saved

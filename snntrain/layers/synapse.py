@@ -43,8 +43,7 @@ class SeqWrap(nn.Module):
     def _packs(self, x: Tensor) -> bool:
         if not (self.pack_spikes and torch.is_grad_enabled()) or torch.is_autocast_enabled():
             return False
-        needs = x.requires_grad if isinstance(self.module, bits._POOLS) else self.module.weight.requires_grad
-        return needs and bits.is_binary(x)
+        return x.requires_grad if isinstance(self.module, bits._POOLS) else self.module.weight.requires_grad
 
     def forward(self, x_seq: Tensor) -> Tensor:
         x = x_seq.flatten(0, 1)

@@ -154,7 +154,7 @@ class _Meta(NamedTuple):
 
 def _surrogate_ids() -> dict[Callable, int]:
     from .. import surrogates
-    from ..kernels.cpu_lif import SURROGATES
+    from ..kernels.cpu import SURROGATES
 
     return {getattr(surrogates, name).derivative: i for name, i in SURROGATES.items()}
 
@@ -166,7 +166,7 @@ def _cpu_kernel(neuron: SpikingNeuron, p: Any, x_seq: Tensor) -> Any:
     sg = _surrogate_ids().get(p.k.derivative)
     if sg is None:  # a user-defined surrogate: the eager path evaluates its Python derivative
         return None
-    from ..kernels.cpu_lif import kernel
+    from ..kernels.cpu import kernel
 
     module = kernel()
     return None if module is None else (module, neuron.cpu_charge_kind(p), sg)

@@ -134,7 +134,7 @@ class IntegrateFire(SpikingNeuron):
 
     @staticmethod
     def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
-        """The charge in the C++ kernel (:mod:`snntrain.kernels.cpu_lif`): lif's, no 1/tau."""
+        """The charge in the C++ kernel (:mod:`snntrain.kernels.cpu`): lif's, no 1/tau."""
         return 0, 0.0
 
     def init_state(self, x: Tensor) -> Tensor:
