@@ -187,3 +187,40 @@ def test_cpu_kernel_is_used_for_lif_on_the_cpu(cpu_kernel):
     user = build("neuron", "lif", backend="fused")
     user.surrogate.spec = lambda: (lambda x: torch.ones_like(x), ())  # a Python-only derivative: eager path
     assert fused._cpu_kernel(user, user.params(), torch.zeros(2, 1, 3)) is None
+
+
+def test_backend_is_a_validated_config_key_of_every_neuron_that_has_a_loop():
+    from snntrain import describe
+
+    rows = {r["name"]: r["args"] for r in describe("neuron")}
+    assert all(args.get("backend") == "auto" for name, args in rows.items() if name != "leaky_parallel")
+    with pytest.raises(ConfigError, match=r"^neuron\.backend: expected one of 'auto', 'torch', 'fused'"):
+        build("neuron", "lif", backend="cuda")
+
+
+def test_shared_options_are_defined_once_and_flattened():
+    """Every neuron's shared keys come from SpikeOptions, in its order, minus the ones it fixes."""
+    from dataclasses import fields
+
+    from snntrain.neurons.base import SpikeOptions
+    from snntrain.registry import entry
+
+    shared = [f.name for f in fields(SpikeOptions)]
+    for name in available("neuron"):
+        cls = entry("neuron", name).obj
+        keys = [p.name for p in entry("neuron", name).user_params()]
+        expected = [k for k in shared if k not in cls.fixed_options]
+        assert keys[-len(expected):] == expected, name
+    # a neuron's own default of a shared option, and a fixed one that is not a key
+    assert {p.name: p.default for p in entry("neuron", "alpha").user_params()}["reset"] == "zero"
+    assert "reset_delay" not in [p.name for p in entry("neuron", "alpha").user_params()]
+    with pytest.raises(ConfigError, match=r"^neuron\.reset_delay:"):
+        build("neuron", "alpha", reset_delay=False)
+
+
+def test_plif_runs_its_parents_init():
+    from snntrain.neurons.lif import IntegrateFire
+
+    plif = build("neuron", "plif", init_tau=3.0)
+    assert isinstance(plif, IntegrateFire) and plif.decay_input and plif.reset_delay is False
+    assert torch.allclose(plif.decay, torch.tensor(1 - 1 / 3.0))
