@@ -224,3 +224,13 @@ def test_plif_runs_its_parents_init():
     plif = build("neuron", "plif", init_tau=3.0)
     assert isinstance(plif, IntegrateFire) and plif.decay_input and plif.reset_delay is False
     assert torch.allclose(plif.decay, torch.tensor(1 - 1 / 3.0))
+
+
+def test_mixed_precision_inputs_run_on_torch_under_auto_and_are_refused_by_fused(caplog):
+    x = torch.randn(4, 2, 3).to(torch.bfloat16)
+    auto, ref = build("neuron", "lif"), build("neuron", "lif", backend="torch")
+    with caplog.at_level(logging.INFO, logger="snntrain.neurons.fused"):
+        assert torch.equal(auto(x), ref(x))
+    assert "bfloat16" in caplog.text
+    with pytest.raises(ConfigError, match=r"^neuron\.backend:.*bfloat16"):
+        build("neuron", "lif", backend="fused")(x)

@@ -40,8 +40,8 @@ r"""Neuron backends: ``torch`` (the reference loop) and ``fused`` (one autograd 
   on the CPU. An option the fused backend cannot run (below) also falls back to ``torch``,
   with one log line saying why.
 
-The fused backend does not run ``inhibition`` (a winner-take-all across features) or a
-``state_quant`` hook (an arbitrary callable), and not the neurons with a recurrent
+The fused backend does not run ``inhibition`` (a winner-take-all across features), a
+``state_quant`` hook (an arbitrary callable) or reduced-precision inputs (autocast), and not the neurons with a recurrent
 weight or an LSTM cell (``rleaky``, ``rsynaptic``, ``slstm``, ``sconv2dlstm``);
 ``backend="fused"`` with one of those is an error naming it.
 """
@@ -79,6 +79,8 @@ def choose(neuron: SpikingNeuron, x_seq: Tensor) -> Runner:
     if neuron.backend == "torch":
         return torch_loop
     why = unsupported(neuron)
+    if why is None and x_seq.dtype not in (torch.float32, torch.float64):  # mixed precision (autocast)
+        why = ("backend", f"it runs float32/float64 inputs, got {x_seq.dtype} (mixed precision)")
     if why is None and neuron.backend == "auto" and not (neuron.fused == "lif" and not neuron.reset_delay):
         return torch_loop  # measured: the generic fused form (per-step VJPs) is slower than the torch loop
     if why is None:
