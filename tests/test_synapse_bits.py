@@ -56,3 +56,12 @@ def test_pack_unpack_round_trip_and_non_binary_inputs_stay_fp32():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
         layer(torch.randn(2, 3, 7))  # not binary: the fp32 path
     assert torch.uint8 not in saved and torch.float32 in saved
+
+
+def test_autocast_runs_the_plain_layer():
+    layer = build("layer", "linear", in_features=8, out_features=3)
+    x = (torch.rand(2, 4, 8) < 0.5).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not layer._packs(x.flatten(0, 1))
+        y = layer(x)
+    assert y.dtype == torch.bfloat16

@@ -41,7 +41,7 @@ class SeqWrap(nn.Module):
         return self.module(x)
 
     def _packs(self, x: Tensor) -> bool:
-        if not (self.pack_spikes and torch.is_grad_enabled()) or torch.is_autocast_enabled():
+        if not (self.pack_spikes and torch.is_grad_enabled()) or torch.is_autocast_enabled(x.device.type):
             return False
         return x.requires_grad if isinstance(self.module, bits._POOLS) else self.module.weight.requires_grad
 
