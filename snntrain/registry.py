@@ -49,7 +49,10 @@ class Entry:
 
     @property
     def signature(self) -> inspect.Signature:
-        target = self.obj.__init__ if inspect.isclass(self.obj) else self.obj
+        # a class may publish its config signature as ``__signature__`` (the neurons
+        # flatten their shared options into it: snntrain.neurons.base.SpikeOptions)
+        published = inspect.isclass(self.obj) and "__signature__" in vars(self.obj)
+        target = self.obj.__init__ if inspect.isclass(self.obj) and not published else self.obj
         sig = inspect.signature(target)
         params = [p for p in sig.parameters.values() if p.name != "self"]
         return sig.replace(parameters=params)
@@ -65,9 +68,14 @@ class Entry:
     def hints(self) -> dict[str, Any]:
         target = self.obj.__init__ if inspect.isclass(self.obj) else self.obj
         try:
-            return typing.get_type_hints(target)
+            hints = typing.get_type_hints(target)
         except Exception:  # unresolvable forward refs: skip type checks
-            return {}
+            hints = {}
+        published = {
+            p.name: p.annotation for p in self.signature.parameters.values()
+            if p.annotation is not p.empty and not isinstance(p.annotation, str)
+        }
+        return {**hints, **published}
 
     @property
     def summary(self) -> str:

@@ -16,10 +16,13 @@ Built in: ``atan``, ``sigmoid``, ``fast_sigmoid``, ``triangle``,
 
 User-defined surrogates
 -----------------------
-Subclass :class:`Surrogate`, implement ``grad(x)`` (the closed form of
-:math:`g'`, elementwise, same shape and dtype as ``x``), and register the class.
-Constructor arguments become config keys, so annotate their types and check their
-ranges with :func:`snntrain.errors.check`::
+Subclass :class:`Surrogate`, list the constructor arguments the derivative needs in
+``args``, and write :math:`g'` as a static ``derivative(x, *args)``: a closed form of
+``x`` (a tensor) and plain numbers, elementwise, same shape and dtype as ``x``. No
+module reaches autograd: the spike function receives that function and the numbers,
+so every backend (the ``torch`` loop, the ``fused`` autograd function) evaluates the
+same formula. Constructor arguments become config keys, so annotate their types and
+check their ranges with :func:`snntrain.errors.check`::
 
     import torch
     from snntrain.errors import check
@@ -30,16 +33,22 @@ ranges with :func:`snntrain.errors.check`::
     class Mine(Surrogate):
         '''Laplace: g'(x) = exp(-|x|/b) / (2b), default b=0.5.'''
 
+        args = ("b",)
+
         def __init__(self, b: float = 0.5):
             super().__init__()
             check(b > 0, "b", f"must be > 0, got {b}")
             self.b = float(b)
 
-        def grad(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.exp(-x.abs() / self.b) / (2 * self.b)
+        @staticmethod
+        def derivative(x: torch.Tensor, b: float) -> torch.Tensor:
+            return torch.exp(-x.abs() / b) / (2 * b)
 
-The forward pass (Heaviside) and the autograd plumbing come from the base class;
-only ``grad`` is needed. Registration happens when the module defining ``Mine`` is
+Overriding ``grad(x)`` instead (arbitrary torch code on the module) also works; the
+backward then calls that method.
+
+The forward pass (Heaviside) and the autograd plumbing come from the base class.
+Registration happens when the module defining ``Mine`` is
 imported, so import it in the process that builds the model. Then:
 
 - Python: ``snntrain.build("surrogate", "mine", b=0.3)``, or a training config with
@@ -52,6 +61,7 @@ imported, so import it in the process that builds the model. Then:
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -60,31 +70,57 @@ from .errors import check
 from .registry import register
 
 
+Derivative = Callable[..., Tensor]
+
+
 class _SpikeFn(torch.autograd.Function):
+    """Heaviside forward; backward ``grad_out * derivative(x, *args)`` (a function and plain numbers)."""
+
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate: "Surrogate") -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, derivative: Derivative, args: tuple) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
-        ctx.surrogate = surrogate
+        ctx.derivative, ctx.args = derivative, args
         return (x >= 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(x), None
+        return grad_out * ctx.derivative(x, *ctx.args), None, None
+
+
+def spike(x: Tensor, derivative: Derivative, args: tuple = ()) -> Tensor:
+    r""":math:`\Theta(x)` whose backward is ``derivative(x, *args)`` (see :meth:`Surrogate.spec`)."""
+    return _SpikeFn.apply(x, derivative, args)
 
 
 class Surrogate(nn.Module):
-    """Base class: forward is Heaviside, backward is ``grad(x)``.
+    """Base class: forward is Heaviside, backward is :math:`g'` = ``derivative(x, *args)``.
 
-    A user-defined surrogate subclasses this, implements ``grad``, and registers itself
-    with ``@register("surrogate", "<name>")`` so configs can select it.
+    ``args`` names the attributes that ``derivative`` takes, in order; they are plain
+    numbers. ``spec()`` gives ``(derivative, values)``, what the backends use.
     """
 
-    def grad(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+    args: tuple[str, ...] = ()
+
+    @staticmethod
+    def derivative(x: Tensor, *args: Any) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def spec(self) -> tuple[Derivative, tuple]:
+        """The derivative as a plain function and its numeric arguments."""
+        if type(self).grad is not Surrogate.grad:  # a subclass that overrides grad() itself
+            return self.grad, ()
+        return type(self).derivative, tuple(getattr(self, a) for a in self.args)
+
+    def grad(self, x: Tensor) -> Tensor:
+        """:math:`g'(x)`, elementwise."""
+        return type(self).derivative(x, *(getattr(self, a) for a in self.args))
+
     def forward(self, x: Tensor) -> Tensor:
-        return _SpikeFn.apply(x, self)
+        return spike(x, *self.spec())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{a}={getattr(self, a)}" for a in self.args)
 
 
 @register("surrogate", "atan")
@@ -98,16 +134,16 @@ class ATan(Surrogate):
     both with default alpha=2.
     """
 
+    args = ("alpha",)
+
     def __init__(self, alpha: float = 2.0):
         super().__init__()
         check(alpha > 0, "alpha", f"must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x) ** 2)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+    @staticmethod
+    def derivative(x: Tensor, alpha: float) -> Tensor:
+        return (alpha / 2) / (1 + (math.pi / 2 * alpha * x) ** 2)
 
 
 @register("surrogate", "sigmoid")
@@ -122,17 +158,17 @@ class Sigmoid(Surrogate):
     this one uses ``torch.sigmoid`` and stays finite.
     """
 
+    args = ("alpha",)
+
     def __init__(self, alpha: float = 4.0):
         super().__init__()
         check(alpha > 0, "alpha", f"must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
-    def grad(self, x: Tensor) -> Tensor:
-        s = torch.sigmoid(self.alpha * x)
-        return self.alpha * s * (1 - s)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+    @staticmethod
+    def derivative(x: Tensor, alpha: float) -> Tensor:
+        s = torch.sigmoid(alpha * x)
+        return alpha * s * (1 - s)
 
 
 @register("surrogate", "triangle")
@@ -148,16 +184,16 @@ class Triangle(Surrogate):
     bump, negative above threshold), not a triangular :math:`g'`.
     """
 
+    args = ("width",)
+
     def __init__(self, width: float = 1.0):
         super().__init__()
         check(width > 0, "width", f"must be > 0, got {width}")
         self.width = float(width)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return (self.width - x.abs()).clamp(min=0) / self.width**2
-
-    def extra_repr(self) -> str:
-        return f"width={self.width}"
+    @staticmethod
+    def derivative(x: Tensor, width: float) -> Tensor:
+        return (width - x.abs()).clamp(min=0) / width**2
 
 
 @register("surrogate", "fast_sigmoid")
@@ -173,16 +209,16 @@ class FastSigmoid(Surrogate):
     ``alpha *`` this surrogate at ``slope=1``.
     """
 
+    args = ("slope",)
+
     def __init__(self, slope: float = 25.0):
         super().__init__()
         check(slope > 0, "slope", f"must be > 0, got {slope}")
         self.slope = float(slope)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return 1.0 / (1 + self.slope * x.abs()) ** 2
-
-    def extra_repr(self) -> str:
-        return f"slope={self.slope}"
+    @staticmethod
+    def derivative(x: Tensor, slope: float) -> Tensor:
+        return 1.0 / (1 + slope * x.abs()) ** 2
 
 
 @register("surrogate", "piecewise_quadratic")
@@ -197,16 +233,16 @@ class PiecewiseQuadratic(Surrogate):
     same function as ``triangle`` with ``width = 1/alpha``, in SpikingJelly's parameters.
     """
 
+    args = ("alpha",)
+
     def __init__(self, alpha: float = 1.0):
         super().__init__()
         check(alpha > 0, "alpha", f"must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return (self.alpha - self.alpha**2 * x.abs()).clamp(min=0)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+    @staticmethod
+    def derivative(x: Tensor, alpha: float) -> Tensor:
+        return (alpha - alpha**2 * x.abs()).clamp(min=0)
 
 
 @register("surrogate", "rectangular")
@@ -221,16 +257,16 @@ class Rectangular(Surrogate):
     and as ``spikingjelly.surrogate.PiecewiseLeakyReLU(w=w/2, c=0)``. snnTorch has none.
     """
 
+    args = ("width",)
+
     def __init__(self, width: float = 1.0):
         super().__init__()
         check(width > 0, "width", f"must be > 0, got {width}")
         self.width = float(width)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return (x.abs() < self.width / 2).to(x.dtype) / self.width
-
-    def extra_repr(self) -> str:
-        return f"width={self.width}"
+    @staticmethod
+    def derivative(x: Tensor, width: float) -> Tensor:
+        return (x.abs() < width / 2).to(x.dtype) / width
 
 
 @register("surrogate", "erf")
@@ -244,16 +280,16 @@ class Erf(Surrogate):
     ``sigma = 1/(sqrt(2) * alpha)``; snnTorch has none.
     """
 
+    args = ("alpha",)
+
     def __init__(self, alpha: float = 2.0):
         super().__init__()
         check(alpha > 0, "alpha", f"must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return (self.alpha / math.sqrt(math.pi)) * torch.exp(-((self.alpha * x) ** 2))
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+    @staticmethod
+    def derivative(x: Tensor, alpha: float) -> Tensor:
+        return (alpha / math.sqrt(math.pi)) * torch.exp(-((alpha * x) ** 2))
 
 
 @register("surrogate", "gaussian")
@@ -270,16 +306,16 @@ class Gaussian(Surrogate):
     snnTorch has a class by this name.
     """
 
+    args = ("sigma",)
+
     def __init__(self, sigma: float = 0.5):
         super().__init__()
         check(sigma > 0, "sigma", f"must be > 0, got {sigma}")
         self.sigma = float(sigma)
 
-    def grad(self, x: Tensor) -> Tensor:
-        return torch.exp(-0.5 * (x / self.sigma) ** 2) / (self.sigma * math.sqrt(2 * math.pi))
-
-    def extra_repr(self) -> str:
-        return f"sigma={self.sigma}"
+    @staticmethod
+    def derivative(x: Tensor, sigma: float) -> Tensor:
+        return torch.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
 
 
 @register("surrogate", "straight_through")
@@ -296,18 +332,18 @@ class StraightThrough(Surrogate):
     derivative of :math:`\mathrm{hardtanh}`) and integrates to :math:`2w`, not 1.
     """
 
+    args = ("width",)
+
     def __init__(self, width: float | None = None):
         super().__init__()
         check(width is None or width > 0, "width", f"must be > 0 or null (no window), got {width}")
         self.width = None if width is None else float(width)
 
-    def grad(self, x: Tensor) -> Tensor:
-        if self.width is None:
+    @staticmethod
+    def derivative(x: Tensor, width: float | None) -> Tensor:
+        if width is None:
             return torch.ones_like(x)
-        return (x.abs() <= self.width).to(x.dtype)
-
-    def extra_repr(self) -> str:
-        return f"width={self.width}"
+        return (x.abs() <= width).to(x.dtype)
 
 
 @register("surrogate", "heaviside")
@@ -321,5 +357,6 @@ class Heaviside(Surrogate):
     SpikingJelly's ``heaviside`` is a plain forward function without a backward.
     """
 
-    def grad(self, x: Tensor) -> Tensor:
+    @staticmethod
+    def derivative(x: Tensor) -> Tensor:
         return torch.zeros_like(x)

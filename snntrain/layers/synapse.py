@@ -14,26 +14,40 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Literal
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
+from . import bits
 
 Size = int | list[int]
 
 
 class SeqWrap(nn.Module):
-    """Runs a per-sample module on ``[T, B, ...]`` by folding T into the batch axis."""
+    """Runs a per-sample module on ``[T, B, ...]`` by folding T into the batch axis.
 
-    def __init__(self, module: nn.Module):
+    A linear, convolution or max-pooling layer whose input is binary (spikes) keeps that
+    input as bits for the backward (:mod:`snntrain.layers.bits`; the gradients are the
+    fp32 path's, bit for bit); ``pack_spikes=False`` turns that off.
+    """
+
+    def __init__(self, module: nn.Module, pack_spikes: bool = True):
         super().__init__()
         self.module = module
+        self.pack_spikes = pack_spikes and bits.supports(module)
 
     def step(self, x: Tensor) -> Tensor:
         return self.module(x)
 
+    def _packs(self, x: Tensor) -> bool:
+        if not (self.pack_spikes and torch.is_grad_enabled()) or torch.is_autocast_enabled(x.device.type):
+            return False
+        return x.requires_grad if isinstance(self.module, bits._POOLS) else self.module.weight.requires_grad
+
     def forward(self, x_seq: Tensor) -> Tensor:
-        y = self.module(x_seq.flatten(0, 1))
+        x = x_seq.flatten(0, 1)
+        y = bits.spike_call(self.module, x) if self._packs(x) else self.module(x)
         return y.view(x_seq.shape[0], x_seq.shape[1], *y.shape[1:])
 
     def __repr__(self) -> str:

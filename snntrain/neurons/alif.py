@@ -35,13 +35,15 @@ has an adaptive-threshold neuron to compare with.
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import torch
 from torch import Tensor
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .lif import DecayShape, IntegrateFire, Reset, decay_from, shaped
+from .base import Spiking, fire, quant, reset
+from .lif import IntegrateFire, LIFDecay, lif_charge
 
 
 def rho_from(rho: float | None, tau_adapt: float | None, default: float = 0.9) -> float:
@@ -57,6 +59,30 @@ def rho_from(rho: float | None, tau_adapt: float | None, default: float = 0.9) -
     return float(rho)
 
 
+class ALIFState(NamedTuple):
+    mem: Tensor  # V_t
+    adapt: Tensor  # b_{t+1}
+
+
+class ALIFParams(NamedTuple):
+    k: Spiking
+    decay: Tensor
+    decay_input: bool
+    rho: float
+    adapt: float
+
+
+def alif_step(p: ALIFParams, state: ALIFState, x: Tensor) -> tuple[Tensor, ALIFState]:
+    """One ALIF step: charge as ``lif``, fire against :math:`A_t = V_{th} + \\beta_a b_t`, reset, adapt."""
+    v, b = state
+    leak, drive = lif_charge(p, v, x)
+    h = quant(p.k, leak + drive)
+    offset = p.adapt * b  # A_t = V_th + offset
+    s = fire(p.k, h - offset - p.k.threshold)  # Theta(H - A), with inhibition ranking H - A
+    v = reset(p.k, h, s, p.k.threshold + offset)  # subtract removes the crossed threshold A_t
+    return s, ALIFState(v, p.rho * b + (1 - p.rho) * s)
+
+
 @register("neuron", "alif")
 class ALIF(IntegrateFire):
     r"""Adaptive-threshold LIF (Bellec et al. 2018): threshold :math:`V_{th} + \beta_a b_t`, :math:`b` a low-pass of the neuron's spikes.
@@ -68,53 +94,29 @@ class ALIF(IntegrateFire):
     """
 
     state_names = ("mem", "adapt")
+    fixed_options = {"reset_delay": False}
+    fused = "generic"
+
+    option_groups = (LIFDecay,)
 
     def __init__(
-        self,
-        decay: float | None = None,
-        tau: float | None = None,
-        decay_input: bool = False,
-        decay_shape: DecayShape = "scalar",
-        learn_decay: bool = False,
-        rho: float | None = None,
-        tau_adapt: float | None = None,
-        adapt: float = 1.8,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        v_reset: float = 0.0,
-        detach_reset: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
+        self, rho: float | None = None, tau_adapt: float | None = None, adapt: float = 1.8,
+        shape: tuple[int, ...] | None = None, **options: Any,
     ):
-        beta = shaped(decay_from(decay, tau), decay_shape, shape)
+        d = self.take(LIFDecay, options)
+        beta = d.beta(shape)
         check(adapt >= 0, "adapt", f"must be >= 0, got {adapt}")
-        super().__init__(
-            beta, learn_decay, decay_input, False, threshold=threshold, learn_threshold=learn_threshold,
-            reset=reset, v_reset=v_reset, detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
+        super().__init__(beta, d.learn_decay, d.decay_input, **options)
         self.rho = rho_from(rho, tau_adapt)
         self.adapt = float(adapt)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x)
+    def params(self) -> ALIFParams:
+        return ALIFParams(self.spiking(), self.decay.clamp(0, 1), self.decay_input, self.rho, self.adapt)
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        v, b = self.init_state(x) if state is None else state
-        h = self.quant(self.charge(v, x))
-        offset = self.adapt * b  # A_t = V_th + offset
-        s = self.fire(h - offset)  # Theta(H - A), with inhibition ranking H - A
-        if self.reset == "subtract":
-            r = s.detach() if self.detach_reset else s
-            v = h - r * (self.threshold + offset)
-        else:
-            v = self.apply_reset(h, s)
-        b = self.rho * b + (1 - self.rho) * s
-        return self.emit(s), (v, b)
+    step_fn = staticmethod(alif_step)
+
+    def init_state(self, x: Tensor) -> ALIFState:
+        return ALIFState(torch.zeros_like(x), torch.zeros_like(x))
 
     def extra_repr(self) -> str:
         return f"rho={self.rho:g}, adapt={self.adapt:g}, " + super().extra_repr()

@@ -2,15 +2,14 @@ r"""Lapicque's RC-circuit neuron, as in snnTorch's ``Lapicque``."""
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .lif import Reset
-from .synaptic import SnnTorchNeuron
+from .base import SpikingNeuron, Spiking, settle
 
 
 def rc_from(decay: float | None, R: float | None, C: float | None, time_step: float) -> tuple[float, float, float]:
@@ -32,8 +31,19 @@ def rc_from(decay: float | None, R: float | None, C: float | None, time_step: fl
     return math.exp(-time_step / (R * C)), R, C
 
 
+class LapicqueParams(NamedTuple):
+    k: Spiking
+    leak: Tensor  # 1 - dt/RC
+    gain: Tensor  # dt/C
+
+
+def lapicque_step(p: LapicqueParams, mem: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One Lapicque step: Euler-charge the RC membrane, fire and reset (:func:`settle`)."""
+    return settle(p.k, p.gain * x + p.leak * mem, None, mem)
+
+
 @register("neuron", "lapicque")
-class Lapicque(SnnTorchNeuron):
+class Lapicque(SpikingNeuron):
     r"""Lapicque RC neuron: :math:`H_t = (1 - \frac{\Delta t}{RC}) U_{t-1} + \frac{\Delta t}{C} I_t`, :math:`S_t = \Theta(H_t - V_{th})`, then reset.
 
     The passive membrane is an RC circuit, :math:`\tau \dot U = -U + R I` with
@@ -69,37 +79,27 @@ class Lapicque(SnnTorchNeuron):
     crashes when all three of beta, R, C are given; here that is an argument error.)
     """
 
+    fixed_options = {"v_reset": 0.0}
+    fused = "generic"
+
     def __init__(
         self,
         decay: float | None = None,
         R: float | None = None,
         C: float | None = None,
         time_step: float = 1.0,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
+        **options: Any,
     ):
         beta, R, C = rc_from(decay, R, C, float(time_step))
-        super().__init__(
-            reset_delay, threshold=threshold, learn_threshold=learn_threshold, reset=reset,
-            detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
+        super().__init__(**options)
         self.beta, self.R, self.C, self.time_step = beta, R, C, float(time_step)
         self.register_buffer("leak", torch.tensor(1 - time_step / (R * C)))  # 1 - dt / RC
         self.register_buffer("gain", torch.tensor(time_step / C))  # dt / C
 
-    def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        mem = torch.zeros_like(x) if state is None else state
-        r = self.pending_reset(mem)
-        s, mem = self.settle(self.gain * x + self.leak * mem, r)
-        return self.emit(s), mem
+    def params(self) -> LapicqueParams:
+        return LapicqueParams(self.spiking(), self.leak, self.gain)
+
+    step_fn = staticmethod(lapicque_step)
 
     def extra_repr(self) -> str:
-        return f"R={self.R:g}, C={self.C:g}, time_step={self.time_step:g}, " + super().extra_repr()
+        return f"R={self.R:g}, C={self.C:g}, time_step={self.time_step:g}, " + self.options_repr()

@@ -32,17 +32,16 @@ al. (2018) and Fang et al. (ICCV 2021).
 """
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .base import SpikingNeuron
+from .base import SpikingNeuron, Spiking, settle
 
-Reset = Literal["subtract", "zero", "none"]
 DecayShape = Literal["scalar", "channel", "neuron"]
 
 
@@ -67,48 +66,84 @@ def shaped(value: float, how: str, shape: tuple[int, ...] | None) -> Tensor:
     return torch.full(tuple(shape), float(value))
 
 
+@dataclass(frozen=True)
+class LIFDecay:
+    """The decay arguments of ``lif`` and ``alif`` (an option group)."""
+
+    decay: float | None = None
+    tau: float | None = None
+    decay_input: bool = False
+    decay_shape: DecayShape = "scalar"
+    learn_decay: bool = False
+
+    def beta(self, shape: tuple[int, ...] | None) -> Tensor:
+        return shaped(decay_from(self.decay, self.tau), self.decay_shape, shape)
+
+
+class LIFParams(NamedTuple):
+    """Parameters of the integrate-and-fire family (``if``, ``lif``, ``plif``, ``alif``)."""
+
+    k: Spiking
+    decay: Tensor  # beta, in [0, 1] (lif: clamped; plif: 1 - sigmoid(w))
+    decay_input: bool
+    w: Tensor | None = None  # plif only: 1/tau = sigmoid(w)
+
+
+def lif_charge(p: LIFParams, v: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``(leak, drive)``: :math:`L = V_{reset} + \beta (V - V_{reset})`, :math:`D = c\,I` (:math:`c = 1-\beta` with decay_input)."""
+    beta, vr = p.decay, p.k.v_reset
+    leak = beta * (v - vr) + vr if vr else beta * v
+    return leak, ((1 - beta) * x if p.decay_input else x)
+
+
+def lif_h(p: LIFParams, v: Tensor, x: Tensor) -> Tensor:
+    """The charged membrane :math:`H = L + D` (the fused backend's charge function)."""
+    leak, drive = lif_charge(p, v, x)
+    return leak + drive
+
+
+def lif_gain(p: LIFParams) -> Tensor | None:
+    """:math:`\\partial H / \\partial I`: :math:`1 - \\beta` with decay_input, else 1 (None)."""
+    return 1 - p.decay if p.decay_input else None
+
+
+def lif_step(p: LIFParams, v: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One step of ``if``/``lif``: charge, fire, reset (immediate, or snnTorch's delayed ``Leaky`` reset)."""
+    leak, drive = lif_charge(p, v, x)
+    return settle(p.k, leak, drive, v, at_leak=True)
+
+
 class IntegrateFire(SpikingNeuron):
-    """Shared step of ``if`` and ``lif``: charge, fire, reset (immediate or delayed)."""
+    """Shared parts of ``if``, ``lif`` (and ``plif``, ``alif``): a decay :math:`\\beta`, a rest potential."""
 
-    def __init__(
-        self,
-        decay: Tensor,
-        learn_decay: bool,
-        decay_input: bool,
-        reset_delay: bool,
-        **base,
-    ):
-        super().__init__(**base)
-        self._param_or_buffer("decay", decay, learn_decay)
-        self.decay_input, self.reset_delay = decay_input, reset_delay
+    fused = "lif"
+    delayed_reset_at_leak = True
 
-    def charge(self, v: Tensor, x: Tensor) -> Tensor:
-        beta = self.decay.clamp(0, 1)
-        h = beta * (v - self.v_reset) + self.v_reset if self.v_reset else beta * v
-        return h + ((1 - beta) * x if self.decay_input else x)
+    def __init__(self, decay: Tensor | None, learn_decay: bool, decay_input: bool, **options: Any):
+        super().__init__(**options)
+        if decay is not None:  # None: a subclass derives it (plif)
+            self._param_or_buffer("decay", decay, learn_decay)
+        self.decay_input = decay_input
+
+    def params(self) -> LIFParams:
+        return LIFParams(self.spiking(), self.decay.clamp(0, 1), self.decay_input)
+
+    step_fn = staticmethod(lif_step)
+    charge = staticmethod(lif_h)  # for the fused backend
+    gain = staticmethod(lif_gain)
+
+    @staticmethod
+    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
+        """The charge in the C++ kernel (:mod:`snntrain.kernels.cpu`): lif's, no 1/tau."""
+        return 0, 0.0
 
     def init_state(self, x: Tensor) -> Tensor:
         return torch.full_like(x, self.v_reset)  # at rest
 
-    def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        v = self.init_state(x) if state is None else state
-        if self.reset_delay:  # snnTorch: reset for last step's spike, applied after the decay
-            r = self.surrogate(v - self.threshold)
-            r = r.detach() if self.detach_reset else r
-            if self.reset == "zero":
-                h = self.charge(v * (1 - r) + r * self.v_reset, x)
-            else:
-                h = self.charge(v, x) - (r * self.threshold if self.reset == "subtract" else 0)
-            h = self.quant(h)
-            return self.emit(self.fire(h)), h
-        h = self.quant(self.charge(v, x))
-        s = self.fire(h)
-        return self.emit(s), self.apply_reset(h, s)
-
     def extra_repr(self) -> str:
         d = self.decay
         d_text = f"{float(d):g}" if d.numel() == 1 else f"{tuple(d.shape)}"
-        return f"decay={d_text}, " + super().extra_repr() + (", reset_delay=True" if self.reset_delay else "")
+        return f"decay={d_text}, " + self.options_repr()
 
 
 @register("neuron", "lif")
@@ -122,52 +157,16 @@ class LIF(IntegrateFire):
     snnTorch does.
     """
 
-    def __init__(
-        self,
-        decay: float | None = None,
-        tau: float | None = None,
-        decay_input: bool = False,
-        decay_shape: DecayShape = "scalar",
-        learn_decay: bool = False,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        v_reset: float = 0.0,
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
-        beta = shaped(decay_from(decay, tau), decay_shape, shape)
-        super().__init__(
-            beta, learn_decay, decay_input, reset_delay, threshold=threshold, learn_threshold=learn_threshold,
-            reset=reset, v_reset=v_reset, detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
+    option_groups = (LIFDecay,)
+
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d = self.take(LIFDecay, options)
+        super().__init__(d.beta(shape), d.learn_decay, d.decay_input, **options)
 
 
 @register("neuron", "if")
 class IF(IntegrateFire):
     r"""Integrate-and-fire: :math:`H_t = V_{t-1} + I_t` (LIF with :math:`\beta = 1`), :math:`S_t = \Theta(H_t - V_{th})`, then reset."""
 
-    def __init__(
-        self,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        v_reset: float = 0.0,
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-    ):
-        super().__init__(
-            torch.tensor(1.0), False, False, reset_delay, threshold=threshold, learn_threshold=learn_threshold,
-            reset=reset, v_reset=v_reset, detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
+    def __init__(self, **options: Any):
+        super().__init__(torch.tensor(1.0), False, False, **options)

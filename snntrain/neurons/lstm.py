@@ -11,38 +11,53 @@ The default reset is ``none``, as in snnTorch.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, NamedTuple
+
 import torch
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .lif import Reset
-from .synaptic import SnnTorchNeuron
+from .base import SpikingNeuron, Spiking, quant, settle
+from .synaptic import SynapticState
 
 
-class SpikingLSTM(SnnTorchNeuron):
+class LSTMParams(NamedTuple):
+    k: Spiking
+    cell: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]  # (x, h, c) -> (h, c)
+
+
+def lstm_step(p: LSTMParams, state: SynapticState, x: Tensor) -> tuple[Tensor, SynapticState]:
+    """One spiking-LSTM step: the cell updates :math:`(h, c)`, then fire on :math:`h` and reset it (:func:`settle`)."""
+    syn, mem = state
+    h, syn = p.cell(x, mem, syn)
+    s, mem = settle(p.k, h, None, mem)
+    return s, SynapticState(quant(p.k, syn), mem)
+
+
+class SpikingLSTM(SpikingNeuron):
     """Shared step: ``cell(x, h, c) -> (h, c)``, then fire on ``h`` and reset ``h``."""
 
     state_names = ("syn", "mem")
+    option_defaults = {"threshold": 0.1, "reset": "none"}
+    fixed_options = {"v_reset": 0.0}
 
-    def __init__(self, shape: tuple[int, ...] | None, threshold: float, reset_delay: bool, **base):
+    def __init__(self, shape: tuple[int, ...] | None, **options: Any):
+        threshold = options.get("threshold", 0.1)
         check(threshold < 1, "threshold", f"must be < 1: the LSTM hidden state o*tanh(c) lies in (-1, 1), got {threshold}")
-        super().__init__(reset_delay, threshold=threshold, **base)
+        super().__init__(**options)
         check(shape is not None, "shape", "the cell size comes from the layer shape; build the neuron inside a model")
 
     def cell(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x)
+    def params(self) -> LSTMParams:
+        return LSTMParams(self.spiking(), self.cell)
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        syn, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        h, syn = self.cell(x, mem, syn)
-        s, mem = self.settle(h, r)
-        return self.emit(s), (self.quant(syn), mem)
+    step_fn = staticmethod(lstm_step)
+
+    def init_state(self, x: Tensor) -> SynapticState:
+        return SynapticState(torch.zeros_like(x), torch.zeros_like(x))
 
 
 @register("neuron", "slstm")
@@ -80,25 +95,8 @@ class SLSTM(SpikingLSTM):
     shape; equal sizes here avoid that.)
     """
 
-    def __init__(
-        self,
-        bias: bool = True,
-        threshold: float = 0.1,
-        learn_threshold: bool = False,
-        reset: Reset = "none",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
-        super().__init__(
-            shape, threshold, reset_delay, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
-        )
+    def __init__(self, bias: bool = True, shape: tuple[int, ...] | None = None, **options: Any):
+        super().__init__(shape, **options)
         self.lstm_cell = nn.LSTMCell(shape[0], shape[0], bias=bias)
 
     def cell(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,27 +136,9 @@ class SConv2dLSTM(SpikingLSTM):
     in the model instead); snnTorch ignores ``inhibition`` here.
     """
 
-    def __init__(
-        self,
-        kernel_size: int = 3,
-        bias: bool = True,
-        threshold: float = 0.1,
-        learn_threshold: bool = False,
-        reset: Reset = "none",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
+    def __init__(self, kernel_size: int = 3, bias: bool = True, shape: tuple[int, ...] | None = None, **options: Any):
         check(kernel_size >= 1, "kernel_size", f"must be >= 1, got {kernel_size}")
-        super().__init__(
-            shape, threshold, reset_delay, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
-        )
+        super().__init__(shape, **options)
         check(len(shape) in (1, 3), "shape", f"needs a dense (F,) or conv (C, H, W) layer, got {tuple(shape)}")
         C, k = shape[0], kernel_size if len(shape) == 3 else 1  # 1x1 image: other taps see only padding
         self.conv = nn.Conv2d(2 * C, 4 * C, k, padding="same", bias=bias)

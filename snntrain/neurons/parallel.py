@@ -1,12 +1,13 @@
 r"""Leaky integration without reset, computed for all time steps at once (``leaky_parallel``)."""
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import torch
 from torch import Tensor
 
 from ..registry import register
-from ..surrogates import Surrogate
-from .base import SpikingNeuron
+from .base import SpikingNeuron, Spiking, fire, quant
 from .lif import DecayShape, shaped
 from .synaptic import _fmt, decay_check
 
@@ -37,6 +38,19 @@ def relu_scan(beta: Tensor, x: Tensor) -> Tensor:
         a = torch.cat([a[:d], a2 * a[:-d]])
         d *= 2
     return torch.maximum(c, b)
+
+
+class ParallelParams(NamedTuple):
+    k: Spiking
+    beta: Tensor
+    relu_membrane: bool
+
+
+def leaky_step(p: ParallelParams, mem: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One step of the recurrence: :math:`U = \\beta U + I` (clamped at 0 with relu_membrane), fire, no reset."""
+    mem = p.beta * mem + x
+    mem = quant(p.k, torch.relu(mem) if p.relu_membrane else mem)
+    return fire(p.k, mem - p.k.threshold), mem
 
 
 @register("neuron", "leaky_parallel")
@@ -82,34 +96,26 @@ class LeakyParallel(SpikingNeuron):
     clamped per-neuron decay.
     """
 
+    fixed_options = {"reset": "none", "v_reset": 0.0, "detach_reset": False, "reset_delay": False, "backend": "torch"}
+
     def __init__(
         self,
         beta: float = 0.5,
         learn_beta: bool = False,
         decay_shape: DecayShape = "scalar",
         relu_membrane: bool = False,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
         shape: tuple[int, ...] | None = None,
+        **options: Any,
     ):
         b = decay_check(beta, "beta")
-        super().__init__(
-            threshold=threshold, learn_threshold=learn_threshold, reset="none",
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
-        )
+        super().__init__(**options)
         self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
         self.relu_membrane = relu_membrane
 
-    def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        mem = torch.zeros_like(x) if state is None else state
-        mem = self.beta.clamp(0, 1) * mem + x
-        mem = self.quant(torch.relu(mem) if self.relu_membrane else mem)
-        return self.emit(self.fire(mem)), mem
+    def params(self) -> ParallelParams:
+        return ParallelParams(self.spiking(), self.beta.clamp(0, 1), self.relu_membrane)
+
+    step_fn = staticmethod(leaky_step)
 
     def membrane(self, x_seq: Tensor) -> Tensor:
         """:math:`U` for the whole sequence ``[T, B, ...]`` at once."""
@@ -125,7 +131,8 @@ class LeakyParallel(SpikingNeuron):
         if self.state_quant is not None:
             return super().forward(x_seq, return_state)
         mem = self.membrane(x_seq)
-        spikes = self.emit(self.fire(mem.flatten(0, 1))).view_as(mem)
+        k = self.spiking()
+        spikes = self.emit(fire(k, mem.flatten(0, 1) - k.threshold)).view_as(mem)
         if self.recorder is not None:
             self.recorder.update({"mem": mem})
         return (spikes, {"mem": mem}) if return_state else spikes

@@ -23,15 +23,31 @@ SpikingJelly's default surrogate is ``Sigmoid(alpha=4)``, ours ``atan``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .base import SpikingNeuron
-from .lif import IntegrateFire, Reset
+from .base import settle
+from .lif import IntegrateFire, LIFParams
+
+
+def plif_h(p: LIFParams, v: Tensor, x: Tensor) -> Tensor:
+    """The charged membrane with :math:`1/\\tau = \\sigma(w)`, written as SpikingJelly does (bit-near parity)."""
+    q, vr = p.w.sigmoid(), p.k.v_reset  # 1/tau
+    return v + (x - (v - vr)) * q if p.decay_input else v - (v - vr) * q + x
+
+
+def plif_gain(p: LIFParams) -> Tensor | None:
+    """:math:`\\partial H / \\partial I`: :math:`\\sigma(w)` with decay_input, else 1 (None)."""
+    return p.w.sigmoid() if p.decay_input else None
+
+
+def plif_step(p: LIFParams, v: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One PLIF step: charge (:func:`plif_h`), fire, reset."""
+    return settle(p.k, plif_h(p, v, x), None, v)
 
 
 @register("neuron", "plif")
@@ -43,29 +59,11 @@ class PLIF(IntegrateFire):
     ``decay`` and ``tau`` are read-only views of the current :math:`w`.
     """
 
-    def __init__(
-        self,
-        init_tau: float = 2.0,
-        decay_input: bool = True,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        v_reset: float = 0.0,
-        detach_reset: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-    ):
+    fixed_options = {"reset_delay": False}
+
+    def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **options: Any):
         check(init_tau > 1, "init_tau", f"must be > 1 (1/tau = sigmoid(w) in (0, 1)), got {init_tau}")
-        # IntegrateFire.__init__ would register a fixed ``decay`` buffer; here the decay
-        # is derived from ``w``, so only the shared base is initialised.
-        SpikingNeuron.__init__(
-            self, threshold=threshold, learn_threshold=learn_threshold, reset=reset, v_reset=v_reset,
-            detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
-        self.decay_input, self.reset_delay = decay_input, False
+        super().__init__(None, False, decay_input, **options)  # the decay is derived from w
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
 
     @property
@@ -77,10 +75,17 @@ class PLIF(IntegrateFire):
     def tau(self) -> float:
         return float(1 / self.w.detach().sigmoid())
 
-    def charge(self, v: Tensor, x: Tensor) -> Tensor:
-        q = self.w.sigmoid()  # 1/tau; written as SpikingJelly does, for bit-near parity
-        vr = self.v_reset
-        return v + (x - (v - vr)) * q if self.decay_input else v - (v - vr) * q + x
+    def params(self) -> LIFParams:
+        return LIFParams(self.spiking(), self.decay, self.decay_input, self.w)
+
+    step_fn = staticmethod(plif_step)
+    charge = staticmethod(plif_h)
+    gain = staticmethod(plif_gain)
+
+    @staticmethod
+    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
+        """The charge in the C++ kernel: plif's, with or without decay_input, and :math:`1/\\tau`."""
+        return (1 if p.decay_input else 2), float(p.w.detach().sigmoid())
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + SpikingNeuron.extra_repr(self)
+        return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + self.options_repr()

@@ -17,57 +17,102 @@ learnable. The fed-back spikes are the emitted ones (times ``graded_spikes_facto
 """
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .lif import DecayShape, Reset, shaped
-from .synaptic import SnnTorchNeuron, _fmt, decay_check
+from .base import SpikingNeuron, Spiking, quant, settle
+from .lif import DecayShape, shaped
+from .synaptic import Decays, _fmt, decay_check
 
 VShape = Literal["scalar", "channel", "neuron"]
 
 
-class Recurrent(SnnTorchNeuron):
-    """Shared construction of the recurrent weight :math:`V` of ``rleaky``/``rsynaptic``."""
+@dataclass(frozen=True)
+class RecurrentWeights:
+    """The recurrent weight :math:`V` of ``rleaky``/``rsynaptic`` (an option group; see the module docstring)."""
 
-    def __init__(
-        self,
-        all_to_all: bool,
-        kernel_size: int,
-        recurrent_bias: bool,
-        V: float,
-        V_shape: str,
-        learn_V: bool,
-        shape: tuple[int, ...] | None,
-        reset_delay: bool,
-        **base,
-    ):
-        super().__init__(reset_delay, **base)
-        self.all_to_all = all_to_all
-        if all_to_all:
+    all_to_all: bool = True
+    kernel_size: int = 3
+    recurrent_bias: bool = True
+    V: float = 1.0
+    V_shape: VShape = "neuron"
+    learn_V: bool = True
+
+
+class Recurrent(SpikingNeuron):
+    """Shared construction of ``rleaky``/``rsynaptic``: the recurrent weight :math:`V`."""
+
+    fixed_options = {"v_reset": 0.0}
+
+    def build_recurrent(self, w: RecurrentWeights, shape: tuple[int, ...] | None) -> None:
+        self.all_to_all = w.all_to_all
+        if w.all_to_all:
             check(shape is not None, "all_to_all", "needs the layer shape; build the neuron inside a model")
             check(len(shape) in (1, 3), "all_to_all", f"needs a dense (F,) or conv (C, H, W) layer, got shape {tuple(shape)}")
-            check(kernel_size >= 1, "kernel_size", f"must be >= 1, got {kernel_size}")
+            check(w.kernel_size >= 1, "kernel_size", f"must be >= 1, got {w.kernel_size}")
             if len(shape) == 1:
-                self.recurrent: nn.Module = nn.Linear(shape[0], shape[0], bias=recurrent_bias)
+                self.recurrent: nn.Module = nn.Linear(shape[0], shape[0], bias=w.recurrent_bias)
             else:
-                self.recurrent = nn.Conv2d(shape[0], shape[0], kernel_size, padding="same", bias=recurrent_bias)
-            self.recurrent.requires_grad_(learn_V)
+                self.recurrent = nn.Conv2d(shape[0], shape[0], w.kernel_size, padding="same", bias=w.recurrent_bias)
+            self.recurrent.requires_grad_(w.learn_V)
         else:
-            check(shape is not None or V_shape == "scalar", "V_shape", f"{V_shape!r} needs the layer shape; build the neuron inside a model")
-            self._param_or_buffer("V", shaped(V, V_shape, shape), learn_V)
+            check(shape is not None or w.V_shape == "scalar", "V_shape", f"{w.V_shape!r} needs the layer shape; build the neuron inside a model")
+            self._param_or_buffer("V", shaped(w.V, w.V_shape, shape), w.learn_V)
 
     def feedback(self, spk: Tensor) -> Tensor:
         """:math:`V S_{t-1}`: the recurrent input from last step's (emitted) spikes."""
         return self.recurrent(spk) if self.all_to_all else spk * self.V
 
+    def params(self) -> "RecurrentParams":
+        alpha = self.alpha.clamp(0, 1) if hasattr(self, "alpha") else None
+        return RecurrentParams(self.spiking(), alpha, self.beta.clamp(0, 1), self.feedback, self.emit)
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, ...]:
+        return type(self).State(*(torch.zeros_like(x) for _ in self.state_names))  # type: ignore[attr-defined]
+
     def extra_repr(self) -> str:
         rec = "all_to_all" if self.all_to_all else f"V={_fmt(self.V)}"
-        return f"beta={_fmt(self.beta)}, {rec}, " + super().extra_repr()
+        a = f"alpha={_fmt(self.alpha)}, " if hasattr(self, "alpha") else ""
+        return f"{a}beta={_fmt(self.beta)}, {rec}, " + self.options_repr()
+
+
+class RecurrentParams(NamedTuple):
+    k: Spiking
+    alpha: Tensor | None
+    beta: Tensor
+    feedback: Callable[[Tensor], Tensor]  # V S_{t-1}
+    emit: Callable[[Tensor], Tensor]  # the spikes as fed back (graded)
+
+
+class RLeakyState(NamedTuple):
+    spk: Tensor
+    mem: Tensor
+
+
+class RSynapticState(NamedTuple):
+    spk: Tensor
+    syn: Tensor
+    mem: Tensor
+
+
+def rleaky_step(p: RecurrentParams, state: RLeakyState, x: Tensor) -> tuple[Tensor, RLeakyState]:
+    """One ``rleaky`` step: :math:`H = \\beta U + I + V S_{t-1}`, fire and reset (:func:`settle`)."""
+    spk, mem = state
+    s, mem = settle(p.k, p.beta * mem + x + p.feedback(spk), None, mem)
+    return s, RLeakyState(p.emit(s), mem)
+
+
+def rsynaptic_step(p: RecurrentParams, state: RSynapticState, x: Tensor) -> tuple[Tensor, RSynapticState]:
+    """One ``rsynaptic`` step: :math:`I = \\alpha I + X + V S_{t-1}`, :math:`H = \\beta U + I`, fire and reset."""
+    spk, syn, mem = state
+    syn = p.alpha * syn + x + p.feedback(spk)
+    s, mem = settle(p.k, p.beta * mem + syn, None, mem)
+    return s, RSynapticState(p.emit(s), quant(p.k, syn), mem)
 
 
 @register("neuron", "rleaky")
@@ -98,48 +143,21 @@ class RLeaky(Recurrent):
     """
 
     state_names = ("spk", "mem")
+    State = RLeakyState
+
+    option_groups = (RecurrentWeights,)
 
     def __init__(
-        self,
-        beta: float = 0.5,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        all_to_all: bool = True,
-        kernel_size: int = 3,
-        recurrent_bias: bool = True,
-        V: float = 1.0,
-        V_shape: VShape = "neuron",
-        learn_V: bool = True,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
+        self, beta: float = 0.5, learn_beta: bool = False, decay_shape: DecayShape = "scalar",
+        shape: tuple[int, ...] | None = None, **options: Any,
     ):
         b = decay_check(beta, "beta")
-        super().__init__(
-            all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V, shape, reset_delay,
-            threshold=threshold, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
-        )
+        w = self.take(RecurrentWeights, options)
+        super().__init__(**options)
         self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
+        self.build_recurrent(w, shape)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x)
-
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        spk, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        h = self.beta.clamp(0, 1) * mem + x + self.feedback(spk)
-        s, mem = self.settle(h, r)
-        out = self.emit(s)
-        return out, (out, mem)
+    step_fn = staticmethod(rleaky_step)
 
 
 @register("neuron", "rsynaptic")
@@ -168,51 +186,14 @@ class RSynaptic(Recurrent):
     """
 
     state_names = ("spk", "syn", "mem")
+    State = RSynapticState
 
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        all_to_all: bool = True,
-        kernel_size: int = 3,
-        recurrent_bias: bool = True,
-        V: float = 1.0,
-        V_shape: VShape = "neuron",
-        learn_V: bool = True,
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta")
-        super().__init__(
-            all_to_all, kernel_size, recurrent_bias, V, V_shape, learn_V, shape, reset_delay,
-            threshold=threshold, learn_threshold=learn_threshold, reset=reset, detach_reset=detach_reset,
-            graded_spikes_factor=graded_spikes_factor, learn_graded_spikes_factor=learn_graded_spikes_factor,
-            inhibition=inhibition, surrogate=surrogate,
-        )
-        self._param_or_buffer("alpha", shaped(a, decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
+    option_groups = (Decays, RecurrentWeights)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d, w = self.take(Decays, options), self.take(RecurrentWeights, options)
+        super().__init__(**options)
+        d.register(self, shape)
+        self.build_recurrent(w, shape)
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor, Tensor] | None = None):
-        spk, syn, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        syn = self.alpha.clamp(0, 1) * syn + x + self.feedback(spk)
-        s, mem = self.settle(self.beta.clamp(0, 1) * mem + syn, r)
-        out = self.emit(s)
-        return out, (out, self.quant(syn), mem)
-
-    def extra_repr(self) -> str:
-        return f"alpha={_fmt(self.alpha)}, " + super().extra_repr()
+    step_fn = staticmethod(rsynaptic_step)

@@ -1,22 +1,21 @@
 r"""Second-order neurons with a synaptic current: ``synaptic`` and snnTorch's ``alpha``.
 
 Both come from snnTorch (Eshraghian et al., "Training Spiking Neural Networks Using
-Lessons From Deep Learning", Proc. IEEE 2023). This module also holds
-:class:`SnnTorchNeuron`, the reset logic shared by the snnTorch-derived neurons
+Lessons From Deep Learning", Proc. IEEE 2023). The snnTorch-derived neurons
 (``synaptic``, ``alpha``, ``lapicque``, ``rleaky``, ``rsynaptic``, ``slstm``,
-``sconv2dlstm``):
+``sconv2dlstm``) fire and reset with :func:`snntrain.neurons.base.settle`, the rule
+every neuron shares:
 
 * immediate reset (``reset_delay=False``, the default, as in ``lif``): charge to
   :math:`H_t`, fire :math:`S_t = \Theta(H_t - V_{th})`, then reset the membrane state
-  :math:`U_t` = ``apply_reset``\ :math:`(H_t, S_t)` (subtract / zero / none);
+  :math:`U_t = \mathrm{reset}(H_t, S_t)` (subtract / zero / none);
 * snnTorch's delayed reset (``reset_delay=True``): the reset signal is recomputed from
   the previous membrane, :math:`R_t = \Theta(U_{t-1} - V_{th})`, and applied to the
-  freshly charged membrane, :math:`U_t = H_t - V_{th} R_t` (subtract) or
-  :math:`U_t = (1 - R_t) H_t` (zero: the whole new membrane, input included, is
-  cleared, a one-step refractory period; snnTorch's ``Leaky`` clears only
-  :math:`U_{t-1}`), then :math:`S_t = \Theta(U_t - V_{th})`.
-  The state is the membrane before the next reset. snnTorch always detaches
-  :math:`R_t`; ``detach_reset=True`` does the same here.
+  freshly charged membrane, :math:`U_t = \mathrm{reset}(H_t, R_t)` (for ``zero`` the
+  whole new membrane, input included, is cleared, a one-step refractory period;
+  snnTorch's ``Leaky``, our ``lif``, clears only :math:`U_{t-1}`), then
+  :math:`S_t = \Theta(U_t - V_{th})`. The state is the membrane before the next
+  reset. snnTorch always detaches :math:`R_t`; ``detach_reset=True`` does the same here.
 
 snnTorch's own ``reset_delay=False`` (``Synaptic``, ``RLeaky``) with ``reset="zero"`` is
 exactly the immediate reset here with ``detach_reset=False`` (its reset goes through the
@@ -27,16 +26,19 @@ membrane that stayed above threshold is tested against :math:`2 V_{th}`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
 import torch
 from torch import Tensor
 
 from ..errors import check
 from ..registry import register
-from ..surrogates import Surrogate
-from .base import SpikingNeuron
-from .lif import DecayShape, Reset, shaped
+from ..surrogates import spike
+from .base import SpikingNeuron, Spiking, fire, quant, reset, settle
+from .lif import DecayShape, shaped
 
-__all__ = ["SnnTorchNeuron", "Synaptic", "Alpha", "decay_check"]
+__all__ = ["Decays", "TwoDecays", "Synaptic", "Alpha", "decay_check"]
 
 
 def decay_check(value: float, name: str, closed: bool = True) -> float:
@@ -46,51 +48,72 @@ def decay_check(value: float, name: str, closed: bool = True) -> float:
     return float(value)
 
 
-class SnnTorchNeuron(SpikingNeuron):
-    """Base of the snnTorch-derived neurons: immediate or snnTorch's delayed reset.
-
-    A subclass's ``step`` computes ``r = self.pending_reset(mem_prev)`` before charging,
-    the charged membrane ``h``, and then ``s, mem = self.settle(h, r)``.
-    """
-
-    def __init__(self, reset_delay: bool = False, **base):
-        super().__init__(**base)
-        self.reset_delay = reset_delay
-
-    def pending_reset(self, mem: Tensor) -> Tensor | None:
-        """snnTorch's delayed reset signal :math:`R_t = \\Theta(U_{t-1} - V_{th})` (None if unused)."""
-        if not self.reset_delay or self.reset == "none":
-            return None
-        r = self.surrogate(mem - self.threshold)
-        return r.detach() if self.detach_reset else r
-
-    def delayed(self, h: Tensor, r: Tensor | None) -> Tensor:
-        """Apply the pending reset to a freshly charged membrane (snnTorch's state functions)."""
-        if r is None:
-            return h
-        if self.reset == "subtract":
-            return h - r * self.threshold
-        return h - r * h  # zero: snnTorch's ``mem - reset * mem``
-
-    def settle(self, h: Tensor, r: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Binary spikes and the membrane state from the charged membrane ``h``."""
-        if self.reset_delay:
-            h = self.quant(self.delayed(h, r))
-            return self.fire(h), h
-        h = self.quant(h)
-        s = self.fire(h)
-        return s, self.apply_reset(h, s)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", reset_delay=True" if self.reset_delay else "")
-
-
 def _fmt(t: Tensor) -> str:
     return f"{float(t):g}" if t.numel() == 1 else f"{tuple(t.shape)}"
 
 
+@dataclass(frozen=True)
+class Decays:
+    """Two decay rates (an option group of ``synaptic``, ``alpha``, ``rsynaptic``)."""
+
+    alpha: float = 0.5
+    beta: float = 0.5
+    learn_alpha: bool = False
+    learn_beta: bool = False
+    decay_shape: DecayShape = "scalar"
+
+    def register(self, neuron: SpikingNeuron, shape: tuple[int, ...] | None, beta_closed: bool = True) -> None:
+        """Check the rates and give ``neuron`` its ``alpha`` and ``beta`` (parameters or buffers)."""
+        a, b = decay_check(self.alpha, "alpha"), decay_check(self.beta, "beta", closed=beta_closed)
+        neuron._param_or_buffer("alpha", shaped(a, self.decay_shape, shape), self.learn_alpha)
+        neuron._param_or_buffer("beta", shaped(b, self.decay_shape, shape), self.learn_beta)
+
+
+class TwoDecays(SpikingNeuron):
+    """A neuron with two decay rates ``alpha`` and ``beta`` (``synaptic``, ``alpha``), no rest potential."""
+
+    option_groups = (Decays,)
+    fixed_options = {"v_reset": 0.0}
+    fused = "generic"
+    beta_closed = True  # beta in (0, 1]; alpha: (0, 1)
+
+    def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
+        d = self.take(Decays, options)
+        self.check_decays(d)
+        super().__init__(**options)
+        d.register(self, shape, self.beta_closed)
+
+    def check_decays(self, d: Decays) -> None:
+        """Extra checks of a subclass on its decays."""
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, ...]:
+        return type(self).State(*(torch.zeros_like(x) for _ in self.state_names))  # type: ignore[attr-defined]
+
+    def extra_repr(self) -> str:
+        return f"alpha={_fmt(self.alpha)}, beta={_fmt(self.beta)}, " + self.options_repr()
+
+
+class SynapticState(NamedTuple):
+    syn: Tensor
+    mem: Tensor
+
+
+class DecayParams(NamedTuple):
+    k: Spiking
+    alpha: Tensor
+    beta: Tensor
+
+
+def synaptic_step(p: DecayParams, state: SynapticState, x: Tensor) -> tuple[Tensor, SynapticState]:
+    """One ``synaptic`` step: :math:`I = \\alpha I + X`, :math:`H = \\beta U + I`, fire and reset (:func:`settle`)."""
+    syn, mem = state
+    syn = p.alpha * syn + x
+    s, mem2 = settle(p.k, p.beta * mem + syn, None, mem)
+    return s, SynapticState(quant(p.k, syn), mem2)
+
+
 @register("neuron", "synaptic")
-class Synaptic(SnnTorchNeuron):
+class Synaptic(TwoDecays):
     r"""Synaptic-current LIF: :math:`I^{syn}_t = \alpha I^{syn}_{t-1} + X_t`, :math:`H_t = \beta U_{t-1} + I^{syn}_t`, :math:`S_t = \Theta(H_t - V_{th})`.
 
     A second-order (current-based) LIF neuron: the input :math:`X_t` charges a synaptic
@@ -125,51 +148,47 @@ class Synaptic(SnnTorchNeuron):
     """
 
     state_names = ("syn", "mem")
+    State = SynapticState
 
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "subtract",
-        detach_reset: bool = False,
-        reset_delay: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta")
-        super().__init__(
-            reset_delay, threshold=threshold, learn_threshold=learn_threshold, reset=reset,
-            detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
-        self._param_or_buffer("alpha", shaped(a, decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
+    def params(self) -> DecayParams:
+        return DecayParams(self.spiking(), self.alpha.clamp(0, 1), self.beta.clamp(0, 1))
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x)
+    step_fn = staticmethod(synaptic_step)
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        syn, mem = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem)
-        syn = self.alpha.clamp(0, 1) * syn + x
-        h = self.beta.clamp(0, 1) * mem + syn
-        s, mem = self.settle(h, r)
-        return self.emit(s), (self.quant(syn), mem)
 
-    def extra_repr(self) -> str:
-        return f"alpha={_fmt(self.alpha)}, beta={_fmt(self.beta)}, " + super().extra_repr()
+class AlphaState(NamedTuple):
+    syn_exc: Tensor
+    syn_inh: Tensor
+    mem: Tensor
+
+
+class AlphaParams(NamedTuple):
+    k: Spiking
+    alpha: Tensor
+    beta: Tensor
+    tau: Tensor  # tau_alpha
+
+
+def alpha_step(p: AlphaParams, state: AlphaState, x: Tensor) -> tuple[Tensor, AlphaState]:
+    """One ``alpha`` step: both currents charge, the membrane reads them out, snnTorch's delayed reset."""
+    exc0, inh0, mem0 = state
+    k = p.k
+    exc = p.alpha * exc0 + x
+    inh = p.beta * inh0 - x
+    mem = p.tau * (exc + inh)
+    if k.reset != "none":
+        r = spike(mem0 - k.threshold, k.derivative, k.sg_args)  # R_t
+        zero = k._replace(reset="zero")
+        if k.reset == "subtract":  # snnTorch's rule: exc loses V_th, inh is cleared, mem gets inh0 back
+            exc, inh, mem = reset(k, exc, r), reset(zero, inh, r), mem + inh0 * (r.detach() if k.detach else r)
+        else:
+            exc, inh, mem = reset(k, exc, r), reset(k, inh, r), reset(k, mem, r)
+    exc, inh, mem = quant(k, exc), quant(k, inh), quant(k, mem)
+    return fire(k, mem - k.threshold), AlphaState(exc, inh, mem)
 
 
 @register("neuron", "alpha")
-class Alpha(SnnTorchNeuron):
+class Alpha(TwoDecays):
     r"""Alpha-function neuron: :math:`U_t = \tau_\alpha (I^{exc}_t + I^{inh}_t)`, :math:`I^{exc}_t = \alpha I^{exc}_{t-1} + X_t`, :math:`I^{inh}_t = \beta I^{inh}_{t-1} - X_t`.
 
     The input drives an excitatory current decaying with :math:`\alpha` and an
@@ -205,54 +224,20 @@ class Alpha(SnnTorchNeuron):
     """
 
     state_names = ("syn_exc", "syn_inh", "mem")
+    State = AlphaState
+    option_defaults = {"reset": "zero", "alpha": 0.9, "beta": 0.8}
+    fixed_options = {"v_reset": 0.0, "reset_delay": True}
+    beta_closed = False
 
-    def __init__(
-        self,
-        alpha: float = 0.9,
-        beta: float = 0.8,
-        learn_alpha: bool = False,
-        learn_beta: bool = False,
-        decay_shape: DecayShape = "scalar",
-        threshold: float = 1.0,
-        learn_threshold: bool = False,
-        reset: Reset = "zero",
-        detach_reset: bool = False,
-        graded_spikes_factor: float = 1.0,
-        learn_graded_spikes_factor: bool = False,
-        inhibition: bool = False,
-        surrogate: Surrogate | None = None,
-        shape: tuple[int, ...] | None = None,
-    ):
-        a, b = decay_check(alpha, "alpha"), decay_check(beta, "beta", closed=False)
+    def check_decays(self, d: Decays) -> None:
+        a, b = decay_check(d.alpha, "alpha"), decay_check(d.beta, "beta", closed=False)
         check(b < a, "beta", f"must be smaller than alpha (the inhibitory current decays faster), got alpha={a}, beta={b}")
-        super().__init__(
-            True, threshold=threshold, learn_threshold=learn_threshold, reset=reset,
-            detach_reset=detach_reset, graded_spikes_factor=graded_spikes_factor,
-            learn_graded_spikes_factor=learn_graded_spikes_factor, inhibition=inhibition, surrogate=surrogate,
-        )
-        self._param_or_buffer("alpha", shaped(a, decay_shape, shape), learn_alpha)
-        self._param_or_buffer("beta", shaped(b, decay_shape, shape), learn_beta)
 
     def tau_alpha(self) -> Tensor:
         la, lb = torch.log(self.alpha.clamp(0, 1)), torch.log(self.beta.clamp(0, 1))
         return la / (lb - la) + 1
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
+    def params(self) -> AlphaParams:
+        return AlphaParams(self.spiking(), self.alpha.clamp(0, 1), self.beta.clamp(0, 1), self.tau_alpha())
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor, Tensor] | None = None):
-        exc0, inh0, mem0 = self.init_state(x) if state is None else state
-        r = self.pending_reset(mem0)
-        exc = self.alpha.clamp(0, 1) * exc0 + x
-        inh = self.beta.clamp(0, 1) * inh0 - x
-        mem = self.tau_alpha() * (exc + inh)
-        if r is not None and self.reset == "subtract":
-            exc, inh, mem = exc - self.threshold * r, inh - inh * r, mem + inh0 * r
-        elif r is not None:  # zero
-            exc, inh, mem = exc - exc * r, inh - inh * r, mem - mem * r
-        exc, inh, mem = self.quant(exc), self.quant(inh), self.quant(mem)
-        return self.emit(self.fire(mem)), (exc, inh, mem)
-
-    def extra_repr(self) -> str:
-        return f"alpha={_fmt(self.alpha)}, beta={_fmt(self.beta)}, " + super().extra_repr()
-
+    step_fn = staticmethod(alpha_step)

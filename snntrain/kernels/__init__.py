@@ -1,0 +1,1 @@
+"""Compiled kernels for the fused neuron backend (built on first use; optional)."""

@@ -1,0 +1,233 @@
+r"""C++ kernels on the CPU: the fused lif-kind neurons, and bit packing of spike tensors.
+
+**Neurons** (``if``, ``lif``, ``plif``; immediate reset).
+
+The eager fused backend (:mod:`snntrain.neurons.fused`) runs a handful of PyTorch
+operations per time step, each a pass over the layer. This kernel does the whole step
+in one pass per element, the loop over T inside, and the elements split across threads
+(``at::parallel_for``): forward :math:`H_t = C(V_{t-1}, I_t)`, :math:`S_t = [H_t \ge V_{th}]`,
+:math:`V_t = \mathrm{reset}(H_t, S_t)`; backward the reverse loop of
+:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`.
+
+The forward is the same arithmetic as the torch backend, operation for operation,
+compiled with ``-ffp-contract=off`` (no fused multiply-adds), so spikes and membranes are
+bit for bit the same. Surrogates: the built-in ones, by name (:data:`SURROGATES`); a
+user-defined surrogate runs on the eager path.
+
+**Bit packing** (:mod:`snntrain.layers.bits`): ``pack_binary(x)`` checks that every
+element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
+binary); ``unpack(packed, n)`` is the inverse, one pass.
+
+Built on first use with ``torch.utils.cpp_extension.load_inline`` (a C++ compiler is
+needed; the build is cached). Without a compiler, or with ``SNNTRAIN_CPU_KERNEL=0``, the
+eager fused path runs instead: :func:`kernel` returns None.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: surrogate class name -> id in the C++ switch
+SURROGATES = {
+    "ATan": 0, "Sigmoid": 1, "FastSigmoid": 2, "Triangle": 3, "PiecewiseQuadratic": 4, "Rectangular": 5,
+    "Erf": 6, "Gaussian": 7, "StraightThrough": 8, "Heaviside": 9,
+}
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <vector>
+#include <atomic>
+#include <algorithm>
+
+template <int SG>
+static inline float sg_grad(float x, float a) {
+  const float pi = 3.14159265358979323846f;
+  if constexpr (SG == 0) { float u = pi / 2 * a * x; return (a / 2) / (1 + u * u); }                  // atan
+  else if constexpr (SG == 1) { float s = 1.0f / (1.0f + std::exp(-a * x)); return a * s * (1 - s); } // sigmoid
+  else if constexpr (SG == 2) { float d = 1 + a * std::fabs(x); return 1.0f / (d * d); }              // fast_sigmoid
+  else if constexpr (SG == 3) { float r = a - std::fabs(x); return r > 0 ? r / (a * a) : 0.0f; }      // triangle
+  else if constexpr (SG == 4) { float r = a - a * a * std::fabs(x); return r > 0 ? r : 0.0f; }        // piecewise_quadratic
+  else if constexpr (SG == 5) { return std::fabs(x) < a / 2 ? 1.0f / a : 0.0f; }                       // rectangular
+  else if constexpr (SG == 6) { return a / std::sqrt(pi) * std::exp(-(a * x) * (a * x)); }             // erf
+  else if constexpr (SG == 7) { float u = x / a; return std::exp(-0.5f * u * u) / (a * std::sqrt(2 * pi)); }  // gaussian
+  else if constexpr (SG == 8) { return a <= 0 ? 1.0f : (std::fabs(x) <= a ? 1.0f : 0.0f); }           // straight_through
+  else { return 0.0f; }                                                                                // heaviside
+}
+
+// charge: 0 lif (c = 1 - beta with decay_input, else 1), 1 plif decay_input, 2 plif without
+template <int KIND>
+static inline float charge(float v, float x, float b, bool decay_input, bool has_vr, float vr, float q) {
+  if constexpr (KIND == 0) {
+    float leak = has_vr ? b * (v - vr) + vr : b * v;
+    return decay_input ? leak + (1.0f - b) * x : leak + x;
+  } else if constexpr (KIND == 1) {
+    return v + (x - (v - vr)) * q;
+  } else {
+    return v - (v - vr) * q + x;
+  }
+}
+
+template <int KIND, int RESET>
+static void fwd_impl(const float* xp, const float* bp, float* hp, float* sp, float* vp, int64_t T, int64_t N,
+                     bool decay_input, float q, float theta, float vr) {
+  const bool has_vr = vr != 0.0f;
+  at::parallel_for(0, N, 2048, [&](int64_t i0, int64_t i1) {
+    const int64_t n = i1 - i0;
+    std::vector<float> vbuf(n, vr);
+    float* v = vbuf.data();
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t o = t * N + i0;
+      const float* x = xp + o; const float* b = bp + i0;
+      float* h_out = hp + o; float* s_out = sp + o; float* v_out = vp ? vp + o : nullptr;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float h = charge<KIND>(v[i], x[i], b[i], decay_input, has_vr, vr, q);
+        bool s = (h - theta) >= 0.0f;
+        h_out[i] = h; s_out[i] = s ? 1.0f : 0.0f;
+        float nv;
+        if constexpr (RESET == 0) nv = s ? h - theta : h;
+        else if constexpr (RESET == 1) nv = s ? vr : h;
+        else nv = h;
+        v[i] = nv;
+      }
+      if (v_out) std::copy(v, v + n, v_out);
+    }
+  });
+}
+
+// x: [T, N]; beta: [N]. Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
+std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
+                                   double theta, int reset, double vr, bool keep) {
+  const int64_t T = x.size(0), N = x.size(1);
+  auto H = torch::empty_like(x), S = torch::empty_like(x);
+  auto V = keep ? torch::empty_like(x) : torch::empty({0}, x.options());
+  float* vp = keep ? V.data_ptr<float>() : nullptr;
+#define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), H.data_ptr<float>(), S.data_ptr<float>(), \
+                                 vp, T, N, decay_input, (float)q, (float)theta, (float)vr)
+#define FWD_R(K) (reset == 0 ? FWD(K, 0) : reset == 1 ? FWD(K, 1) : FWD(K, 2))
+  if (kind == 0) FWD_R(0); else if (kind == 1) FWD_R(1); else FWD_R(2);
+#undef FWD_R
+#undef FWD
+  return {H, S, V};
+}
+
+template <int SG, int RESET>
+static void bwd_impl(const float* hp, const float* gp, const float* tp, const float* bp, float* op, float* thp,
+                     int64_t T, int64_t N, float theta, bool detach, float vr, float a) {
+  const float keep_s = detach ? 0.0f : 1.0f;  // the spike's gradient through the reset term
+  at::parallel_for(0, N, 2048, [&](int64_t i0, int64_t i1) {
+    const int64_t n = i1 - i0;
+    std::vector<float> gvbuf(n, 0.0f);
+    float* gv = gvbuf.data();
+    float* th = thp + i0; const float* b = bp + i0;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t o = t * N + i0;
+      const float* h_in = hp + o; const float* gs = gp + o; const float* tr = tp ? tp + o : nullptr;
+      float* out = op + o;
+      if (tr) for (int64_t i = 0; i < n; ++i) gv[i] += tr[i];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float h = h_in[i], z = h - theta, d = sg_grad<SG>(z, a);
+        bool s = z >= 0.0f;
+        float gV = gv[i], gS = gs[i], g;
+        if constexpr (RESET == 0) { gS -= keep_s * theta * gV; g = gV + gS * d; th[i] += gS * d + (s ? gV : 0.0f); }
+        else if constexpr (RESET == 1) { gS += keep_s * gV * (vr - h); g = (s ? 0.0f : gV) + gS * d; th[i] += gS * d; }
+        else { g = gV + gS * d; th[i] += gS * d; }
+        out[i] = g;
+        gv[i] = b[i] * g;
+      }
+    }
+  });
+}
+
+// H, gs: [T, N]; gtrace: [T, N] or empty; beta: [N]. Returns dL/dH [T, N] and -dL/dtheta summed over t, per element [N]
+std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
+                                    double theta, int reset, bool detach, double vr, int sg, double a) {
+  const int64_t T = H.size(0), N = H.size(1);
+  auto gH = torch::empty_like(H), gth = torch::zeros({N}, H.options());
+  const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
+#define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), \
+                                 gH.data_ptr<float>(), gth.data_ptr<float>(), T, N, (float)theta, detach, (float)vr, (float)a)
+#define BWD_R(G) (reset == 0 ? BWD(G, 0) : reset == 1 ? BWD(G, 1) : BWD(G, 2))
+  switch (sg) {
+    case 0: BWD_R(0); break; case 1: BWD_R(1); break; case 2: BWD_R(2); break; case 3: BWD_R(3); break;
+    case 4: BWD_R(4); break; case 5: BWD_R(5); break; case 6: BWD_R(6); break; case 7: BWD_R(7); break;
+    case 8: BWD_R(8); break; default: BWD_R(9); break;
+  }
+#undef BWD_R
+#undef BWD
+  return {gH, gth};
+}
+
+// x: float, contiguous. Bits, 8 to a byte, little-endian within the byte; empty if x is not all 0/1.
+torch::Tensor pack_binary(torch::Tensor x) {
+  const int64_t n = x.numel(), nb = (n + 7) / 8;
+  auto out = torch::empty({nb}, x.options().dtype(torch::kUInt8));
+  const float* xp = x.data_ptr<float>(); uint8_t* op = out.data_ptr<uint8_t>();
+  std::atomic<bool> ok(true);
+  at::parallel_for(0, nb, 16384, [&](int64_t b0, int64_t b1) {
+    bool good = true;
+    for (int64_t b = b0; b < b1; ++b) {
+      uint8_t byte = 0;
+      const int64_t e = std::min<int64_t>(8, n - 8 * b);
+      for (int64_t j = 0; j < e; ++j) {
+        float v = xp[8 * b + j];
+        good &= (v == 0.0f) | (v == 1.0f);
+        byte |= (uint8_t)(v != 0.0f) << j;
+      }
+      op[b] = byte;
+    }
+    if (!good) ok = false;
+  });
+  return ok ? out : torch::empty({0}, out.options());
+}
+
+torch::Tensor unpack(torch::Tensor packed, int64_t n) {
+  auto out = torch::empty({n}, packed.options().dtype(torch::kFloat));
+  const uint8_t* pp = packed.data_ptr<uint8_t>(); float* op = out.data_ptr<float>();
+  at::parallel_for(0, (n + 7) / 8, 16384, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t e = std::min<int64_t>(8, n - 8 * b);
+      for (int64_t j = 0; j < e; ++j) op[8 * b + j] = (float)((pp[b] >> j) & 1);
+    }
+  });
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward);
+  m.def("backward", &backward);
+  m.def("pack_binary", &pack_binary);
+  m.def("unpack", &unpack);
+}
+"""
+
+_KERNEL: Any = None
+_TRIED = False
+
+
+def kernel() -> Any:
+    """The compiled module (``forward``, ``backward``), or None where it cannot be built."""
+    global _KERNEL, _TRIED
+    if _TRIED:
+        return _KERNEL
+    _TRIED = True
+    if os.environ.get("SNNTRAIN_CPU_KERNEL", "1") == "0":
+        return None
+    try:
+        from torch.utils.cpp_extension import load_inline
+
+        _KERNEL = load_inline(
+            "snntrain_cpu_v4", cpp_sources=_SOURCE,
+            extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
+            extra_ldflags=["-fopenmp"], verbose=False,
+        )
+    except Exception as e:  # no compiler, no headers: the eager path runs
+        log.info("snntrain CPU kernels unavailable (%s: %s); the fused backend runs eagerly", type(e).__name__, e)
+        _KERNEL = None
+    return _KERNEL

@@ -1,0 +1,67 @@
+"""Binary synapse inputs kept as bits: the same outputs and bit-for-bit the same gradients as fp32."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from snntrain import build
+from snntrain.layers import bits
+
+LAYERS = {
+    "linear": (dict(in_features=37, out_features=11), (37,)),
+    "conv1d": (dict(in_channels=3, out_channels=4, stride=2), (3, 17)),
+    "conv2d": (dict(in_channels=3, out_channels=5), (3, 9, 7)),
+    "conv2d_nobias": (dict(in_channels=4, out_channels=6, kernel_size=5, padding=2, bias=False, dilation=1), (4, 8, 8)),
+    "conv3d": (dict(in_channels=2, out_channels=3), (2, 5, 6, 4)),
+    "maxpool2d": (dict(kernel_size=2), (3, 8, 6)),
+    "maxpool1d": (dict(kernel_size=3, stride=2), (3, 11)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_packed_gradients_are_bitwise_the_fp32_ones(name):
+    kwargs, shape = LAYERS[name]
+    torch.manual_seed(0)
+    layer = build("layer", name.split("_")[0], **kwargs)
+    assert layer.pack_spikes
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(4, 3, *shape, generator=g) < 0.3).float()  # spikes, many ties in every pool window
+    results = []
+    for pack in (False, True):
+        layer.zero_grad()
+        layer.pack_spikes = pack
+        xi = x.clone().requires_grad_()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t):
+            y = layer(xi)
+        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(2))).sum().backward()
+        results.append((y.detach(), xi.grad, [p.grad.clone() for p in layer.parameters()], sum(saved)))
+    (y0, gx0, gp0, saved0), (y1, gx1, gp1, saved1) = results
+    assert torch.equal(y0, y1) and torch.equal(gx0, gx1)
+    assert all(torch.equal(a, b) for a, b in zip(gp0, gp1))
+    x_bytes = x.numel() * 4
+    assert saved0 - saved1 >= x_bytes - x_bytes // 32 - 8  # the fp32 input is kept as bits: 1/32 of its bytes
+
+
+def test_pack_unpack_round_trip_and_non_binary_inputs_stay_fp32():
+    x = (torch.rand(3, 5, 7) < 0.5).float()
+    packed = bits.pack_bits(x)
+    assert packed.dtype == torch.uint8 and packed.numel() == (105 + 7) // 8
+    assert torch.equal(bits.unpack_bits(packed, x.shape, x.dtype), x)
+    assert bits.is_binary(x) and not bits.is_binary(x * 0.5 + 0.25)
+    assert bits.pack_if_binary(x * 0.5 + 0.25) is None
+    assert torch.equal(bits.pack_if_binary(x), packed)  # the C++ pass (where it builds) packs as pack_bits does
+    layer = build("layer", "linear", in_features=7, out_features=2)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        layer(torch.randn(2, 3, 7))  # not binary: the fp32 path
+    assert torch.uint8 not in saved and torch.float32 in saved
+
+
+def test_autocast_runs_the_plain_layer():
+    layer = build("layer", "linear", in_features=8, out_features=3)
+    x = (torch.rand(2, 4, 8) < 0.5).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not layer._packs(x.flatten(0, 1))
+        y = layer(x)
+    assert y.dtype == torch.bfloat16
