@@ -64,3 +64,13 @@ def test_slurm_launcher_config_composes():
     from dataclasses import fields
 
     assert {k for k in launcher if k != "_target_"} == {f.name for f in fields(SlurmQueueConf) if f.name != "_target_"}
+
+
+def test_every_subpackage_is_installed():
+    """A non-editable install ships only the packages pyproject.toml lists: every folder with an __init__.py."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "snntrain").rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
