@@ -220,8 +220,13 @@ def kernel() -> Any:
     if os.environ.get("SNNTRAIN_CPU_KERNEL", "1") == "0":
         return None
     try:
-        from torch.utils.cpp_extension import load_inline
+        from pathlib import Path
 
+        from torch.utils.cpp_extension import _get_build_directory, load_inline
+
+        if not any(Path(_get_build_directory("snntrain_cpu_v4", False)).glob("*.so")):
+            log.info("compiling snntrain's C++ CPU kernel (once per machine, about a minute; it is cached after; "
+                     "SNNTRAIN_CPU_KERNEL=0 skips it and runs the same maths as PyTorch ops)")
         _KERNEL = load_inline(
             "snntrain_cpu_v4", cpp_sources=_SOURCE,
             extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
