@@ -222,6 +222,7 @@ def kernel() -> Any:
     try:
         from pathlib import Path
 
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
         from torch.utils.cpp_extension import _get_build_directory, load_inline
 
         if not any(Path(_get_build_directory("snntrain_cpu_v4", False)).glob("*.so")):
