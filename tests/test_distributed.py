@@ -74,6 +74,14 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, norm):
     assert len(files) == 1  # one event file: rank 0 alone writes
 
 
+def test_truncated_bptt_in_two_processes_equals_one(tmp_path):
+    """Chunks with DDP: gradients all-reduced once, after the last chunk's backward."""
+    overrides = [*FAST, "norm=bntt", "trainer.sync_norm=true", "trainer.tbptt_steps=2"]
+    ddp = run_ddp(overrides, tmp_path / "ddp")
+    one = run_single(overrides, tmp_path / "one")
+    assert max_diff(ddp["model"], one["model"]) <= 1e-5
+
+
 def test_without_sync_norm_batch_statistics_are_per_process(tmp_path):
     """The check above can fail: unsynchronised BN (each process its half-batch) gives other weights."""
     overrides = [*FAST, "norm=bn", "trainer.sync_norm=false"]

@@ -306,6 +306,20 @@ class SpikingNeuron(nn.Module):
         s, state = self.step_fn(self.params(), self.init_state(x) if state is None else state, x)
         return self.emit(s), state
 
+    def forward_chunk(self, x_seq: Tensor, state: Any, t0: int = 0) -> tuple[Tensor, Any]:
+        """Truncated BPTT (:func:`snntrain.layers.carry.carry_state`): ``x_seq`` from ``state`` (None: rest).
+
+        Runs ``step_fn`` on the ``torch`` backend (the reference loop) and returns the
+        spikes and the state after the last step; ``t0`` (the chunk's first step) is unused.
+        """
+        p = self.params()
+        state = self.init_state(x_seq[0]) if state is None else state
+        spikes = []
+        for x in x_seq:
+            s, state = self.step_fn(p, state, x)
+            spikes.append(s)
+        return self.emit(torch.stack(spikes)), state
+
     def forward(self, x_seq: Tensor, return_state: bool = False):
         keep = return_state or self.recorder is not None
         from .fused import choose  # the backends need the neuron classes; import late

@@ -63,15 +63,33 @@ class BatchNormThroughTime(nn.Module):
                 f"BNTT was built for T={self.T} time steps but got input of shape {tuple(x_seq.shape)}; "
                 f"build it with the sequence length you run."
             )
+        return self._normalize(x_seq, 0)
+
+    def forward_chunk(self, x_seq: Tensor, state: None, t0: int) -> tuple[Tensor, None]:
+        """Truncated BPTT: steps ``t0 ..`` of a sequence use the statistics and scales of those steps."""
+        if x_seq.dim() < 3 or t0 + x_seq.shape[0] > self.T:
+            raise ValueError(
+                f"BNTT was built for T={self.T} time steps but a chunk of shape {tuple(x_seq.shape)} starts at "
+                f"step {t0}; build it with the sequence length you run."
+            )
+        return self._normalize(x_seq, t0), None
+
+    def _normalize(self, x_seq: Tensor, t0: int) -> Tensor:
         T, B, C = x_seq.shape[:3]
-        factor = momentum_factor(self)
+        steps = slice(t0, t0 + T)
+        if t0 == 0:  # the first chunk counts the batch
+            factor = momentum_factor(self)
+        elif self.training and self.track_running_stats:
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = 0.0
         use_batch_stats = self.training or not self.track_running_stats
         x = x_seq.transpose(0, 1).reshape(B, T * C, *x_seq.shape[3:])
         y = batch_norm(
             x,
-            None if self.running_mean is None else self.running_mean.view(-1),
-            None if self.running_var is None else self.running_var.view(-1),
-            None if self.weight is None else self.weight.view(-1),
+            None if self.running_mean is None else self.running_mean[steps].view(-1),
+            None if self.running_var is None else self.running_var[steps].view(-1),
+            None if self.weight is None else self.weight[steps].reshape(-1),
             None,
             use_batch_stats,
             factor,

@@ -12,7 +12,7 @@ with :math:`F` channels and :math:`k = k_{\tau 2}` (so that :math:`k + vF = 1` g
 position if ``shared_across_channels``; it is initialised like SpikingJelly's
 ``layer.NeuNorm`` (``kaiming_uniform_(a=sqrt(5))``), which this equals. On 1d inputs
 ``[T, B, F]`` the sum runs over the F features. The auxiliary state is created fresh
-in every forward call.
+in every forward call; ``step(s, state)`` is the streaming form.
 """
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ class NeuNorm(nn.Module):
         else:  # 1d features: kaiming needs two dims; same bound as a Linear of fan-in F
             bound = 1 / math.sqrt(shape[0])
             nn.init.uniform_(self.w, -bound, bound)
+
+    stateful = True  # step(s, x) -> (y, x): the auxiliary neuron's state
+
+    def step(self, s: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One step ``[B, C, ...]``: :math:`X_t` from :math:`X_{t-1}` (``state``, None: 0)."""
+        d = self.input_scale * s.sum(dim=1, keepdim=True)
+        x = d if state is None else self.k * state + d
+        return s - self.w * x, x
 
     def forward(self, s_seq: Tensor) -> Tensor:
         drive = self.input_scale * s_seq.sum(dim=2, keepdim=True)  # [T, B, 1, ...]

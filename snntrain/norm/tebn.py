@@ -48,5 +48,15 @@ class TemporalEffectiveBatchNorm(SeqBatchNorm):
         y = super().forward(x_seq)
         return y * self.scale.view(-1, *([1] * (y.dim() - 1)))
 
+    def forward_chunk(self, x_seq: Tensor, state: None, t0: int) -> tuple[Tensor, None]:
+        """Truncated BPTT: statistics over the chunk, the scales :math:`p_{t_0..}` of its steps."""
+        if x_seq.dim() < 3 or t0 + x_seq.shape[0] > self.T:
+            raise ValueError(
+                f"TEBN was built for T={self.T} time steps but a chunk of shape {tuple(x_seq.shape)} starts at "
+                f"step {t0}; build it with the sequence length you run."
+            )
+        y = super().forward(x_seq)
+        return y * self.scale[t0 : t0 + x_seq.shape[0]].view(-1, *([1] * (y.dim() - 1))), None
+
     def extra_repr(self) -> str:
         return super().extra_repr() + f", T={self.T}"

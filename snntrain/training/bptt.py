@@ -6,6 +6,16 @@ sequence and back-propagates through time:
 
 .. math:: \theta \leftarrow \mathrm{opt}\big(\theta,\ \nabla_\theta\,\mathcal{L}(f_\theta(x_{1..T}), y)\big)
 
+**Truncated BPTT** (``trainer.tbptt_steps=K`` < T): the sequence is cut into chunks of
+K steps (the last may be shorter). Each chunk continues the state the previous one left
+(:func:`snntrain.layers.carry.carry_state`, detached between chunks) and back-propagates
+its own loss at once, weighted by its share of the sequence,
+:math:`\mathcal{L} = \sum_c \frac{K_c}{T}\,\mathcal{L}(f_\theta(x_{c}), y)`, so only one
+chunk's graph is in memory; the gradients add up and the optimizer steps once per batch.
+For a loss that averages per-step losses (``tet``, ``mse``) this is the full loss with the
+gradient cut at the chunk boundaries; for a loss of the time-averaged readout (``ce``) it
+is the mean of the chunks' losses. ``K`` >= T is full BPTT.
+
 Before the optimizer step the loss and the gradient norm are checked: a non-finite
 one applies nothing and raises :class:`~snntrain.training.engine.NonFinite` (the
 engine stops or skips, per ``trainer.on_nonfinite``). The schedule steps once per
@@ -26,6 +36,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..layers.carry import carry_state
 from ..models import make_factories
 from ..neurons import neuron_layers
 from ..registry import build, register
@@ -201,12 +212,27 @@ class BPTT(TrainerBase):
             self.optimizer.zero_grad(set_to_none=True)
         # gradients of earlier micro-batches stay local; the last one's backward all-reduces the sum
         no_sync = self.net.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
-        with no_sync:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                out = self.net(self.encoder(x))  # [T, B, classes]
-                loss = self.loss_fn(out, y)
-            # also on a non-finite loss: every process must join the gradient all-reduce
-            self.scaler.scale(loss / window).backward()
+        x_seq = self.encoder(x)
+        T = x_seq.shape[0]
+        K = self.loop["tbptt_steps"] or T
+        if K >= T:
+            with no_sync:
+                out, loss = self.forward_backward(x_seq, y, window)
+        else:  # truncated BPTT: chunk by chunk, each chunk's graph freed by its backward
+            outs, loss = [], 0.0
+            with carry_state(self.model) as carry:
+                for start in range(0, T, K):
+                    final = start + K >= T
+                    # only the very last backward of the optimizer step all-reduces the gradients
+                    sync = contextlib.nullcontext() if last and final else (
+                        self.net.no_sync() if self.dist.enabled else contextlib.nullcontext())
+                    with sync:
+                        chunk = x_seq[start:start + K]
+                        out_c, loss_c = self.forward_backward(chunk, y, window * T / len(chunk))
+                    outs.append(out_c.detach())
+                    loss = loss + loss_c.detach() * (len(chunk) / T)
+                    carry.next_chunk()
+            out = torch.cat(outs)
         stats = {"loss": loss.detach().float() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
         bad_loss = bool(self.reduce((~torch.isfinite(loss.detach())).float()))  # the same verdict on every process
         if bad_loss:
@@ -226,6 +252,15 @@ class BPTT(TrainerBase):
         self.scaler.step(self.optimizer)  # with fp16 a step on overflowed gradients is skipped and the scale lowered
         self.scaler.update()
         return stats
+
+    def forward_backward(self, x_seq: Tensor, y: Tensor, divisor: float) -> tuple[Tensor, Tensor]:
+        """Readout and loss of ``x_seq`` (under autocast), and the backward of ``loss / divisor``."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            out = self.net(x_seq)  # [T, B, classes]
+            loss = self.loss_fn(out, y)
+        # also on a non-finite loss: every process must join the gradient all-reduce
+        self.scaler.scale(loss / divisor).backward()
+        return out, loss
 
     def train_record(self, sums: dict[str, Tensor], n: int) -> dict[str, float]:
         if n == 0:

@@ -58,10 +58,12 @@ LOOP: dict[str, Key] = {
     "compile": Key(bool, False, "compile the model with torch.compile (falls back to eager with a message)"),
     "accumulate_grad_batches": Key(int, 1, "batches whose gradients add up to one optimizer step", low=1),
     "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off)", low=0),
+    "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
+                       "state carried across (null: the whole sequence)", low=1),
 }
 
 #: keys that mean something only to a trainer that follows gradients (``gradient_free`` trainers refuse them)
-GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches", "gradient_clip_val")
+GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches", "gradient_clip_val", "tbptt_steps")
 
 #: keys that may differ between a checkpoint's config and the run that resumes it
 #: (``trainer.epochs`` may grow: the run is extended)
