@@ -35,7 +35,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "dataset": ("T",),
     "encoder": ("T",),
     "loss": (),
-    "optimizer": ("params",),
+    "optimizer": ("model",),
     "scheduler": ("optimizer", "epochs"),
     "trainer": ("cfg", "device", "dist"),
 }
@@ -111,6 +111,12 @@ def available(kind: str) -> list[str]:
     """Sorted names registered under ``kind``."""
     _check_kind(kind)
     return sorted(_REGISTRY[kind])
+
+
+def classes(kind: str) -> tuple[type, ...]:
+    """The registered components of ``kind`` that are classes (for ``isinstance`` checks)."""
+    _check_kind(kind)
+    return tuple(e.obj for e in _REGISTRY[kind].values() if isinstance(e.obj, type))
 
 
 def entry(kind: str, name: str) -> Entry:

@@ -110,7 +110,7 @@ def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
         )
     encoder = build("encoder", cfg["encoder"]["name"], context={"T": T}, **section_args(cfg["encoder"]))
     loss_fn = build("loss", cfg["loss"]["name"], **section_args(cfg["loss"]))
-    optimizer = build("optimizer", cfg["optimizer"]["name"], context={"params": model.parameters()},
+    optimizer = build("optimizer", cfg["optimizer"]["name"], context={"model": model},
                       **section_args(cfg["optimizer"]))
     scheduler = build("scheduler", cfg["scheduler"]["name"],
                       context={"optimizer": optimizer, "epochs": cfg["trainer"]["epochs"]}, **section_args(cfg["scheduler"]))

@@ -1,53 +1,141 @@
-"""Optimizers (kind ``optimizer``) and learning-rate schedules (kind ``scheduler``).
+r"""Optimizers (kind ``optimizer``) and learning-rate schedules (kind ``scheduler``).
 
-Schedules step once per epoch.
+**Weight decay** applies to the weights of synapses only by default: the parameters of
+norm layers (their scales and shifts, tdBN's, BNTT's per-step and TEBN's per-step
+scales) and every bias are put in a group with ``weight_decay=0``, as timm and
+Lightning's recipes do (decaying a BN scale only fights the normalisation). Set
+``optimizer.decay_norm_and_bias=true`` to decay everything. A norm is a module of a class
+registered as a ``norm`` (:func:`no_decay_names` says which parameters are exempt).
+
+**Schedules** step once per epoch. Every schedule takes ``warmup_epochs`` :math:`w`: the
+lr rises linearly over the first :math:`w` epochs, :math:`\eta_e = \eta\,\frac{e+1}{w+1}`
+for :math:`e < w` (so the first epoch already trains, at :math:`\eta/(w+1)`), and the
+schedule proper then runs over the remaining epochs (``torch.optim.lr_scheduler``'s
+``LinearLR`` chained with the schedule by ``SequentialLR``).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
+from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR, StepLR
 
 from ..errors import check
-from ..registry import register
+from ..registry import classes, register
 
 
-@register("optimizer", "adam")
-def adam(params: Iterable, lr: float = 1e-3, weight_decay: float = 0.0, betas: list[float] = (0.9, 0.999)) -> torch.optim.Adam:  # type: ignore[assignment]
-    """Adam (Kingma & Ba, 2015)."""
+# ---------------------------------------------------------------- parameter groups
+def _is_norm(module: nn.Module) -> bool:
+    return isinstance(module, classes("norm"))
+
+
+def no_decay_names(model: nn.Module) -> list[str]:
+    """Names of the parameters exempt from weight decay: those of norm layers, and biases."""
+    names = []
+    for mname, m in model.named_modules():
+        norm = _is_norm(m)
+        for pname, _ in m.named_parameters(recurse=False):
+            if norm or pname == "bias" or pname.endswith("_bias"):
+                names.append(f"{mname}.{pname}" if mname else pname)
+    return names
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """One group with ``weight_decay`` and, unless ``decay_norm_and_bias``, one without (norms, biases)."""
+    params = dict(model.named_parameters())
+    if decay_norm_and_bias or weight_decay == 0:
+        return [{"params": list(params.values()), "weight_decay": weight_decay}]
+    exempt = set(no_decay_names(model))
+    groups = [{"params": [p for n, p in params.items() if n not in exempt], "weight_decay": weight_decay},
+              {"params": [p for n, p in params.items() if n in exempt], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def _checked(lr: float, weight_decay: float) -> None:
     check(lr > 0, "lr", f"must be > 0, got {lr}")
     check(weight_decay >= 0, "weight_decay", f"must be >= 0, got {weight_decay}")
+
+
+def _betas(betas: list[float]) -> tuple[float, float]:
     check(len(betas) == 2 and all(0 <= b < 1 for b in betas), "betas", f"must be two numbers in [0, 1), got {list(betas)}")
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+    return float(betas[0]), float(betas[1])
+
+
+# ---------------------------------------------------------------- optimizers
+@register("optimizer", "adam")
+def adam(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0, betas: list[float] = (0.9, 0.999),  # type: ignore[assignment]
+         decay_norm_and_bias: bool = False) -> torch.optim.Adam:
+    """Adam (Kingma & Ba, 2015); ``weight_decay`` is L2 added to the gradient."""
+    _checked(lr, weight_decay)
+    return torch.optim.Adam(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
+
+
+@register("optimizer", "adamw")
+def adamw(model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-2, betas: list[float] = (0.9, 0.999),  # type: ignore[assignment]
+          decay_norm_and_bias: bool = False) -> torch.optim.AdamW:
+    r"""AdamW (Loshchilov & Hutter, ICLR 2019): decoupled decay, :math:`\theta \leftarrow \theta - \eta\lambda\theta` besides the Adam step."""
+    _checked(lr, weight_decay)
+    return torch.optim.AdamW(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
 
 
 @register("optimizer", "sgd")
-def sgd(params: Iterable, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False) -> torch.optim.SGD:
-    """SGD with momentum."""
-    check(lr > 0, "lr", f"must be > 0, got {lr}")
+def sgd(model: nn.Module, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False,
+        decay_norm_and_bias: bool = False) -> torch.optim.SGD:
+    """SGD with momentum (optionally Nesterov's)."""
+    _checked(lr, weight_decay)
     check(0 <= momentum < 1, "momentum", f"must be in [0, 1), got {momentum}")
-    check(weight_decay >= 0, "weight_decay", f"must be >= 0, got {weight_decay}")
     check(not nesterov or momentum > 0, "nesterov", "needs momentum > 0")
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    return torch.optim.SGD(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, momentum=momentum,
+                           nesterov=nesterov)
+
+
+# ---------------------------------------------------------------- schedules
+def _warm(optimizer: torch.optim.Optimizer, epochs: int, warmup_epochs: int,
+          main: Callable[[int], LRScheduler]) -> LRScheduler:
+    """``main(epochs left)`` after ``warmup_epochs`` of linear warmup (none: ``main(epochs)`` alone)."""
+    check(warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {warmup_epochs}")
+    check(warmup_epochs < epochs or warmup_epochs == 0, "warmup_epochs",
+          f"must be less than trainer.epochs ({epochs}), got {warmup_epochs}")
+    if warmup_epochs == 0:
+        return main(epochs)
+    warm = LinearLR(optimizer, start_factor=1.0 / (warmup_epochs + 1), end_factor=1.0, total_iters=warmup_epochs)
+    return SequentialLR(optimizer, [warm, main(epochs - warmup_epochs)], milestones=[warmup_epochs])
 
 
 @register("scheduler", "cosine")
-def cosine(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float = 0.0) -> LRScheduler:
-    """Cosine annealing from the optimizer's lr to ``eta_min`` over all epochs."""
+def cosine(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float = 0.0, warmup_epochs: int = 0) -> LRScheduler:
+    r"""Cosine annealing from the optimizer's lr to ``eta_min`` over the epochs after warmup (Loshchilov & Hutter 2017)."""
     check(eta_min >= 0, "eta_min", f"must be >= 0, got {eta_min}")
-    return CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min)
+    return _warm(optimizer, epochs, warmup_epochs, lambda n: CosineAnnealingLR(optimizer, T_max=n, eta_min=eta_min))
 
 
 @register("scheduler", "step")
-def step(optimizer: torch.optim.Optimizer, step_size: int = 30, gamma: float = 0.1) -> LRScheduler:
-    """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
+def step(optimizer: torch.optim.Optimizer, epochs: int, step_size: int = 30, gamma: float = 0.1,
+         warmup_epochs: int = 0) -> LRScheduler:
+    """Multiply the lr by ``gamma`` every ``step_size`` epochs (counted after warmup)."""
     check(step_size >= 1, "step_size", f"must be >= 1, got {step_size}")
     check(0 < gamma <= 1, "gamma", f"must be in (0, 1], got {gamma}")
-    return StepLR(optimizer, step_size=step_size, gamma=gamma)
+    return _warm(optimizer, epochs, warmup_epochs, lambda n: StepLR(optimizer, step_size=step_size, gamma=gamma))
+
+
+@register("scheduler", "multistep")
+def multistep(optimizer: torch.optim.Optimizer, epochs: int, milestones: list[int] = (30, 60, 90),  # type: ignore[assignment]
+              gamma: float = 0.1, warmup_epochs: int = 0) -> LRScheduler:
+    """Multiply the lr by ``gamma`` at each epoch in ``milestones`` (counted from the run's start)."""
+    ms = list(milestones)
+    check(all(isinstance(m, int) and m >= 1 for m in ms) and ms == sorted(set(ms)), "milestones",
+          f"must be increasing epoch numbers >= 1, got {ms}")
+    check(0 < gamma <= 1, "gamma", f"must be in (0, 1], got {gamma}")
+    check(not ms or ms[0] > warmup_epochs, "milestones", f"must come after the {warmup_epochs} warmup epochs, got {ms}")
+    return _warm(optimizer, epochs, warmup_epochs,
+                 lambda n: MultiStepLR(optimizer, milestones=[m - warmup_epochs for m in ms], gamma=gamma))
 
 
 @register("scheduler", "none")
-def constant(optimizer: torch.optim.Optimizer) -> LRScheduler:
-    """Constant learning rate."""
-    return StepLR(optimizer, step_size=1, gamma=1.0)
+def constant(optimizer: torch.optim.Optimizer, epochs: int, warmup_epochs: int = 0) -> LRScheduler:
+    """Constant learning rate (after an optional warmup)."""
+    return _warm(optimizer, epochs, warmup_epochs, lambda n: StepLR(optimizer, step_size=1, gamma=1.0))
+
+
+__all__ = ["no_decay_names", "param_groups"]
