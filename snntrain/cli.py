@@ -93,10 +93,16 @@ def _hydra_main(cfg: DictConfig) -> float:
             sweep.record_job(Path(hc.sweep.dir), hc.job.num, overrides, run_dir, code, metrics, error)
         if code in (130, 143):  # the user stopped the sweep
             sys.exit(code)
-        return metrics["test_acc"] if metrics else float("nan")  # nan: Optuna marks the trial failed
+        return objective(cfg, metrics)  # nan: Optuna marks the trial failed
     if code:
         sys.exit(code)
-    return metrics["test_acc"]
+    return objective(cfg, metrics)
+
+
+def objective(cfg: DictConfig, metrics: dict | None) -> float:
+    """The run's ``optimized_metric`` (what a sweeper such as Optuna optimises); nan if the run failed."""
+    value = (metrics or {}).get(str(cfg.get("optimized_metric", "test_acc")))
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 def main() -> None:

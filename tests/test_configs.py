@@ -17,14 +17,18 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUP_FILES = sorted((p.parent.name, p.stem) for p in CONFIGS.glob("*/*.yaml"))  # hydra/ is two levels down
 
 
+#: groups that set several sections at once (``# @package _global_``), not one component
+GLOBAL_GROUPS = {"experiment", "hparams_search"}
+
+
 def test_every_group_has_files():
-    assert {g for g, _ in GROUP_FILES} == set(GROUPS)
+    assert {g for g, _ in GROUP_FILES} == set(GROUPS) | GLOBAL_GROUPS
 
 
 @pytest.mark.parametrize("group,option", GROUP_FILES, ids=[f"{g}={o}" for g, o in GROUP_FILES])
 def test_compose_and_instantiate(group, option, data_root):
     cfg = compose_cfg(f"{group}={option}")
-    if group == "dataset" and "root" in cfg.dataset:
+    if "root" in cfg.dataset:
         cfg = compose_cfg(f"{group}={option}", f"dataset.root={data_root}")
     if group in GROUPS:
         assert cfg[group].name in snntrain.available(group)
@@ -64,6 +68,23 @@ def test_slurm_launcher_config_composes():
     from dataclasses import fields
 
     assert {k for k in launcher if k != "_target_"} == {f.name for f in fields(SlurmQueueConf) if f.name != "_target_"}
+
+
+def test_parallel_launcher_config_matches_the_joblib_plugin():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="snntrain.configs", version_base=None):
+        cfg = compose(config_name="train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert launcher.n_jobs == 2
+    try:
+        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    except ImportError:
+        return
+    from dataclasses import fields
+
+    assert {k for k in launcher if k != "_target_"} == {f.name for f in fields(JobLibLauncherConf) if f.name != "_target_"}
 
 
 def test_every_subpackage_is_installed():

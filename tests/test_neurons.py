@@ -131,7 +131,7 @@ def test_record_states_returns_membrane_traces_that_carry_gradients():
     x = torch.rand(4, 2, 1, 8, 8)
     with record_states(model) as traces:
         model(x)
-    mem = traces["3_lif"]["mem"]
+    mem = traces["stage1"]["mem"]
     assert mem.shape == (4, 2, 7) and mem.requires_grad
     lif = model[3]
     assert lif.recorder is None  # the recorder is gone after the block

@@ -22,7 +22,7 @@ def test_one_epoch_writes_every_output(tmp_path):
     assert saved["epoch"] == 1 and saved["test_acc"] == metrics["test_acc"]
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["config"]["norm"]["name"] == "tebn" and ckpt["epoch"] == 1
-    assert set(saved["firing_rates"]) == {"2_lif", "6_lif"}  # vgg: conv,norm,lif,pool,conv,norm,lif,...
+    assert set(saved["firing_rates"]) == {"stage1", "stage2"}  # vgg: two spiking conv stages
     assert all(0 <= r <= 1 for r in saved["firing_rates"].values())
 
 
@@ -45,7 +45,7 @@ def test_tensorboard_scalars_read_back(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/acc", "test/loss", "test/acc", "lr", "firing_rate/3_lif"} <= tags
+    assert {"train/loss", "train/acc", "test/loss", "test/acc", "lr", "firing_rate/stage1"} <= tags
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     events = acc.Scalars("test/acc")
     assert [e.step for e in events] == [1, 2]
@@ -152,8 +152,8 @@ def test_silent_layers_are_reported(tmp_path, caplog):
 
     with caplog.at_level(logging.WARNING, logger="snntrain"):
         metrics = train(compose_cfg(*FAST, "neuron.threshold=1000"), tmp_path)
-    assert metrics["silent_layers"] == ["3_lif"]
-    assert "3_lif fired no spike on the test set" in caplog.text
+    assert metrics["silent_layers"] == ["stage1"]
+    assert "stage1 fired no spike on the test set" in caplog.text
     with caplog.at_level(logging.WARNING, logger="snntrain"):
         caplog.clear()
         assert train(compose_cfg(*FAST), tmp_path / "ok")["silent_layers"] == []

@@ -356,8 +356,15 @@ def torch_loop(neuron: SpikingNeuron, x_seq: Tensor, keep: bool) -> tuple[Tensor
 
 
 def neuron_layers(model: nn.Module) -> dict[str, SpikingNeuron]:
-    """Spiking layers of ``model`` by name: ``<name in named_modules()>_<class>``, e.g. ``2_lif``."""
-    return {f"{n}_{type(m).__name__.lower()}": m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)}
+    """Spiking layers of ``model`` by stage: ``stage1``, ``stage2``, ... in the order of ``named_modules()``.
+
+    The name says where the layer sits in the network, not which neuron or norm it uses
+    (a NeuNorm placed after the neuron shifts module indices; the stage does not move),
+    so TensorBoard tags such as ``firing_rate/stage2`` of runs with different norms and
+    neurons overlay. A neuron nested inside another (a recurrent container) has its own stage.
+    """
+    layers = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
+    return {f"stage{i}": m for i, m in enumerate(layers, 1)}
 
 
 @contextmanager
@@ -368,7 +375,7 @@ def record_states(model: nn.Module) -> Iterator[dict[str, dict[str, Tensor]]]:
 
         with record_states(model) as traces:
             out = model(x_seq)
-        traces["2_lif"]["mem"]  # [T, B, ...], still attached to the graph (usable in a loss)
+        traces["stage1"]["mem"]  # [T, B, ...], still attached to the graph (usable in a loss)
 
     The recorder is the one place the traces are held; it is removed on exit.
     """

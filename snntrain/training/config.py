@@ -48,6 +48,11 @@ def validate(cfg: dict[str, Any]) -> RunSpec:
     tc = cfg["trainer"]
     trainer = entry("trainer", tc["name"]).name  # unknown names: an error listing the trainers
     own = [p.name for p in entry("trainer", trainer).user_params()]
+    objectives = getattr(entry("trainer", trainer).obj, "objectives", {})
+    metric = cfg.get("optimized_metric", TOP["optimized_metric"].default)
+    if metric not in objectives:
+        raise ConfigError(f"optimized_metric: trainer={trainer} reports no final metric {metric!r}; choose one of "
+                          f"{', '.join(objectives)}.")
     loop = check_section({k: v for k, v in tc.items() if k in LOOP or k not in own and k != "name"}, LOOP,
                          "trainer.", f"trainer={trainer}", also_valid=tuple(own))
     if getattr(entry("trainer", trainer).obj, "gradient_free", False):

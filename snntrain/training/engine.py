@@ -75,6 +75,9 @@ class TrainerBase:
 
     #: word that starts the progress and log lines of an epoch
     title = "epoch"
+    #: final metrics a sweep may optimise (``optimized_metric``), each ``max`` or ``min`` is better
+    objectives: dict[str, str] = {"test_acc": "max", "best_test_acc": "max", "test_loss": "min",
+                                  "train_acc": "max", "train_loss": "min"}
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
         self.cfg, self.device, self.dist = cfg, torch.device(device), dist

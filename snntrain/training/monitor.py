@@ -11,7 +11,7 @@ class FiringRates:
     """Context manager that averages each neuron layer's output over the calls inside it.
 
     ``rates()`` maps layer names (see :func:`snntrain.neurons.neuron_layers`, e.g.
-    ``2_lif``) to the fraction of
+    ``stage1``) to the fraction of
     (step, sample, neuron) entries that spiked.
     """
 

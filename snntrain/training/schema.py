@@ -37,6 +37,7 @@ TOP: dict[str, Key] = {
     "seed": Key(int, 0, "model init, batch order and encoder randomness", low=0),
     "device": Key(str, "auto", "auto | cpu | cuda | cuda:<index>"),
     "resume": Key(Optional[str], None, "a run directory (or checkpoint file) to continue from"),
+    "optimized_metric": Key(str, "test_acc", "the final metric a sweep's run returns (what Optuna optimises)"),
 }
 
 LOOP: dict[str, Key] = {
@@ -68,7 +69,7 @@ GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches",
 #: keys that may differ between a checkpoint's config and the run that resumes it
 #: (``trainer.epochs`` may grow: the run is extended)
 RESUME_MAY_DIFFER = (
-    "resume", "device", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
+    "resume", "device", "optimized_metric", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
     "trainer.prefetch_factor", "trainer.progress", "trainer.eval_batch_size", "trainer.checkpoint_every_steps",
     "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile",
 )

@@ -140,6 +140,7 @@ class STDP(TrainerBase):
     """Unsupervised trace STDP of one spiking layer, scored by a linear readout of its spike counts."""
 
     title = "stdp epoch"
+    objectives = {"test_acc": "max", "best_test_acc": "max", "readout_train_acc": "max"}
     gradient_free = True  # trainer.precision, compile, accumulate_grad_batches, ... are refused
 
     def __init__(
