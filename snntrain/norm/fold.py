@@ -391,7 +391,11 @@ def _plan_from_graph(graph: fx.Graph, modules: dict[str, nn.Module]) -> Plan:
         elif not (isinstance(src, fx.Node) and src.op == "call_module" and _synapse(modules[src.target]) is not None):
             why[node.target] = f"its input is {_describe(src, modules)}, not a Conv1d/2d/3d or Linear layer"
         elif len(src.users) > 1:
-            others = ", ".join(_describe(u, modules).replace("the output of ", "") for u in src.users if u is not node)
+            others = ", ".join(
+                "the model's output" if u.op == "output" else str(u.target) if u.op == "call_module"
+                else getattr(u.target, "__name__", str(u.target))
+                for u in src.users if u is not node
+            )
             why[node.target] = f"the output of {src.target} also feeds {others}, which must not see the norm"
         elif calls[src.target] > 1:
             why[node.target] = f"{src.target} is called {calls[src.target]} times"
