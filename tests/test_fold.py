@@ -229,12 +229,39 @@ def test_fold_sees_into_seq_to_ann_with_torch_batchnorm():
         assert torch.equal(folded(x), net.eval()(x))
 
 
+class Outer(nn.Module):
+    """A residual wrapper around a SpikingNet, whose own forward (it checks x.dim()) fx cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = SpikingNet(conv2d(2, 2, 3, 1, 1, bias=False), make_norm("bn", (2,)), lif((2, 5, 5)))
+
+    def forward(self, x):
+        return self.body(x) + x
+
+
+def test_nested_sequential_with_untraceable_forward_is_read_as_its_chain():
+    torch.manual_seed(0)
+    model = Outer()
+    with torch.no_grad():
+        model.train()(torch.rand(T, 8, 2, 5, 5) * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # traced, no fallback
+        folded = fold_model(model)
+    assert type(folded.body) is SpikingNet and len(folded.body) == 2
+    x = torch.rand(T, 3, 2, 5, 5) * 2
+    with torch.no_grad():
+        _, seen = record(model.eval(), x)
+        _, seen_f = record(folded, x)
+    assert max_diff(seen_f["body.2"][0], seen["body.2"][0]) <= 1e-5
+
+
 # ----------------------------------------------------------------- 3. the registry's residual networks
 
 REGISTRY_MODELS = ["resnet19", "sew_resnet18"]
 
 
-@pytest.mark.slow  # ~20 s each on 4 CPU cores
+@pytest.mark.slow  # ~20 s each on 2 CPU cores
 @pytest.mark.parametrize("norm", ["bn", "tdbn"])
 @pytest.mark.parametrize("name", REGISTRY_MODELS)
 def test_fold_registry_resnet(name, norm):
@@ -339,3 +366,11 @@ def test_untraceable_model_falls_back_with_a_warning():
         _, seen = record(model.eval(), x)
         _, seen_f = record(folded, x)
     assert max_diff(seen_f["body.2"][0], seen["body.2"][0]) <= 1e-5
+
+
+def test_public_names():
+    import snntrain.norm.fold as fold
+
+    for name in fold.__all__:
+        assert getattr(fold, name) is not None, name
+    assert isinstance(fold.conv_bn2d(in_channels=3, out_channels=4), fold.ConvBatchNorm)

@@ -23,8 +23,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import snntrain
 from snntrain.layers import SeqWrap
 from snntrain.neurons.base import SpikingNeuron
-from snntrain.norm.fold import ConvBatchNorm, fold_model, fuse_conv_bn
 from snntrain.norm.bn import NoNorm
+from snntrain.norm.fold import ConvBatchNorm, fold_model, fuse_conv_bn
 from snntrain.norm.layernorm import LayerNorm
 
 T, B, C = 4, 5, 3

@@ -110,4 +110,3 @@ class NoNorm(nn.Identity):
 
     def fold_affine(self) -> None:
         """The identity: :func:`~snntrain.norm.fold.fold_model` drops it and leaves the synapse as it is."""
-        return None

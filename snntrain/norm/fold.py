@@ -50,7 +50,8 @@ import copy
 import inspect
 import warnings
 from collections import Counter, OrderedDict
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, fx, nn
@@ -61,9 +62,12 @@ from ..errors import check
 from ..layers.containers import is_stateful
 from ..layers.synapse import SeqWrap, register_family
 from ..neurons.base import SpikingNeuron
+from ..registry import entry
 from .bn import bn_cannot_fold, bn_fold_affine, check_bn_args
 
-__all__ = ["ConvBatchNorm", "conv_bn1d", "conv_bn2d", "conv_bn3d", "fold_model", "fuse_conv_bn"]
+__all__ = [
+    "ConvBatchNorm", "conv_bn1d", "conv_bn2d", "conv_bn3d", "fold_declaration", "fold_model", "fuse_conv_bn", "is_norm",
+]
 
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BNS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -312,6 +316,8 @@ register_family(
     "Conv{d}d (no bias) -> BN over T·B·space per channel (SpikingJelly's ConvBatchNorm2d for d=2), foldable into one conv.",
     lambda d, **kw: _conv_bn(d, **kw),
 )
+#: the registered builders, also for Python use (``conv_bn2d(in_channels=3, out_channels=8)``)
+conv_bn1d, conv_bn2d, conv_bn3d = (entry("layer", f"conv_bn{d}d").obj for d in (1, 2, 3))
 
 
 # ------------------------------------------------------------------------ whole models
