@@ -10,7 +10,8 @@
 3. ``ConvBatchNorm``: pooled statistics like ``bn``; ``get_fused_conv`` equals the
    module in eval; SpikingJelly's ``scale_fused_weight/bias`` example holds.
 4. ``fold_model`` on trained vgg SpikingNets: identical spikes, readout <= 1e-5, no BN
-   left; models whose norms cannot fold raise (``strict=False``: warn, keep them).
+   left, ``none`` dropped; models whose norms cannot fold raise (``strict=False``: warn,
+   keep them). Residual networks: ``tests/test_fold.py``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import snntrain
 from snntrain.layers import SeqWrap
 from snntrain.neurons.base import SpikingNeuron
+from snntrain.norm.bn import NoNorm
 from snntrain.norm.fold import ConvBatchNorm, fold_model, fuse_conv_bn
 from snntrain.norm.layernorm import LayerNorm
 
@@ -231,7 +233,7 @@ def test_fuse_refuses_other_layers_and_mismatched_channels():
     bn = snntrain.build("norm", "bn", context=norm_ctx((4,)))
     with pytest.raises(ValueError, match="only into nn.Conv1d/2d/3d or nn.Linear"):
         fuse_conv_bn(nn.ConvTranspose2d(C, 4, 2), bn)
-    with pytest.raises(ValueError, match="5 outputs but the BN has 4"):
+    with pytest.raises(ValueError, match="5 outputs but BatchNorm has 4"):
         fuse_conv_bn(nn.Conv2d(C, 5, 3), bn)
 
 
@@ -404,7 +406,7 @@ def test_fold_model_matches_trained_vgg(norm):
     assert_close(out_f, out, f"{norm} readout folded vs original", 1e-5)
 
 
-def test_fold_model_folds_convbn_layers_and_leaves_none_models_alone():
+def test_fold_model_folds_convbn_layers_and_drops_none_norms():
     torch.manual_seed(0)
     neuron = snntrain.build("neuron", "lif", context={"surrogate": snntrain.build("surrogate", "atan"), "shape": (4, 6, 6)})
     net = snntrain.models.SpikingNet(
@@ -420,8 +422,9 @@ def test_fold_model_folds_convbn_layers_and_leaves_none_models_alone():
         assert_close(folded(x), net.eval()(x), "conv_bn2d net folded", 1e-5)
 
     plain = build_vgg("none")
-    folded = fold_model(plain)
-    assert [type(m) for m in folded] == [type(m) for m in plain]
+    folded = fold_model(plain)  # `none` is the identity: dropped, the synapses left as they are
+    assert [type(m) for m in folded] == [type(m) for m in plain if not isinstance(m, NoNorm)]
+    assert all(torch.equal(a, b) for a, b in zip(folded.state_dict().values(), plain.state_dict().values()))
     x8 = torch.rand(T, 2, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(folded(x8), plain.eval()(x8))
@@ -453,5 +456,5 @@ def test_fold_model_refuses_unfoldable_norms(norm, reason):
 def test_fold_model_reports_bn_without_a_conv_before_it():
     bn = snntrain.build("norm", "bn", context=norm_ctx((C,)))
     net = nn.Sequential(SeqWrap(nn.Flatten(1)), bn)
-    with pytest.raises(ValueError, match=r"1 \(BatchNorm\): it is not directly after a SeqWrap"):
+    with pytest.raises(ValueError, match=r"1 \(BatchNorm\): its input is the output of 0 \(SeqWrap\), not a Conv1d/2d/3d or Linear"):
         fold_model(net)

@@ -13,6 +13,7 @@ r"""Multi-step batch normalization and the ``none`` placeholder.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -27,15 +28,48 @@ def check_bn_args(eps: float, momentum: float | None) -> None:
     check(momentum is None or 0 <= momentum <= 1, "momentum", f"must be in [0, 1] or null, got {momentum}")
 
 
+def bn_cannot_fold(bn: _BatchNorm) -> str | None:
+    """Why an eval-mode BN is no fixed affine map, or None (see :mod:`snntrain.norm.fold`)."""
+    if bn.running_mean is None:
+        return (
+            f"{type(bn).__name__} has no running statistics (track_running_stats=False), so it "
+            f"normalizes with batch statistics in eval mode too: nothing fixed to fold"
+        )
+    return None
+
+
+def bn_fold_affine(bn: _BatchNorm) -> tuple[Tensor, Tensor]:
+    r"""Eval-mode BN as :math:`y_c = s_c z_c + t_c`: :math:`s = \gamma / \sqrt{\hat\sigma^2 + \epsilon}`, :math:`t = \beta - s\hat\mu`.
+
+    Uses the running statistics whatever the module's mode (differentiable in
+    :math:`\gamma, \beta`).
+    """
+    s = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        s = bn.weight * s
+    shift = -bn.running_mean * s
+    if bn.bias is not None:
+        shift = bn.bias + shift
+    return s, shift
+
+
 class SeqBatchNorm(_BatchNorm):
     """BatchNorm over ``[T*B, C, ...]``; the base of ``bn``, ``tdbn`` and ``tebn``.
 
     ``sync_group`` (set by :func:`snntrain.norm.sync.sync_norms`) takes the statistics over
     all processes of a data-parallel run.
+
+    Folding (:mod:`snntrain.norm.fold`): in eval mode this is one affine map per channel,
+    shared by all steps and samples (:meth:`fold_affine`); ``cannot_fold`` says why not
+    when there are no running statistics. A subclass that changes ``forward`` must
+    declare its own case (``tebn`` sets ``cannot_fold``).
     """
 
     batch_statistics = True
     sync_group = None
+
+    cannot_fold = property(bn_cannot_fold)
+    fold_affine = bn_fold_affine
 
     def __init__(
         self,
@@ -73,3 +107,6 @@ class NoNorm(nn.Identity):
     """No normalization (identity)."""
 
     batch_statistics = False
+
+    def fold_affine(self) -> None:
+        """The identity: :func:`~snntrain.norm.fold.fold_model` drops it and leaves the synapse as it is."""

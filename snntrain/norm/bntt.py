@@ -55,6 +55,12 @@ class BatchNormThroughTime(nn.Module):
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
     batch_statistics = True  # per (step, channel); synchronised by snntrain.norm.sync
+
+    #: why it does not fold into the preceding conv (snntrain.norm.fold)
+    cannot_fold = (
+        "bntt keeps its own running statistics and scale for every time step t, but the conv is shared "
+        "by all steps: folding would need one conv per step"
+    )
     sync_group = None
 
     def forward(self, x_seq: Tensor) -> Tensor:

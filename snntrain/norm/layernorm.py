@@ -33,6 +33,12 @@ class LayerNorm(nn.LayerNorm):
 
     batch_statistics = False  # per-sample statistics: nothing to synchronise across processes
 
+    #: why it does not fold into the preceding conv (snntrain.norm.fold)
+    cannot_fold = (
+        "layernorm normalizes every sample at every step by that sample's own mean and variance, "
+        "which depend on the input: no fixed conv weights reproduce it"
+    )
+
     def __init__(self, shape: tuple[int, ...] | list[int], eps: float = 1e-5, elementwise_affine: bool = True):
         check(eps > 0, "eps", f"must be > 0, got {eps}")
         shape = tuple(int(s) for s in shape)

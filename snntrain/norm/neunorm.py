@@ -34,6 +34,12 @@ class NeuNorm(nn.Module):
     #: the model places this layer after the spiking neuron instead of before it
     after_neuron = True
 
+    #: why it does not fold into the preceding conv (snntrain.norm.fold)
+    cannot_fold = (
+        "neunorm acts after the neuron and subtracts a recurrent state of the spikes; it is not an "
+        "affine map of the conv output"
+    )
+
     def __init__(self, shape: tuple[int, ...] | list[int], k: float = 0.9, shared_across_channels: bool = False):
         super().__init__()
         check(0 <= k < 1, "k", f"must be in [0, 1), got {k}")

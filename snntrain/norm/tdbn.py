@@ -11,6 +11,9 @@ V_{th}` is *initialised* to :math:`\alpha V_{th}` (and :math:`\beta_c` to 0), as
 the paper's code and SpikingJelly's ``ThresholdDependentBatchNorm{1,2,3}d``.
 :math:`V_{th}` is the threshold of the neuron that follows; :math:`\alpha = 1` on a
 plain path and :math:`1/\sqrt{2}` on residual branches that get summed.
+
+In eval mode it folds into the preceding conv exactly as ``bn`` does (the inherited
+``fold_affine``): :math:`\gamma_c` already holds :math:`\lambda_c \alpha V_{th}`.
 """
 from __future__ import annotations
 

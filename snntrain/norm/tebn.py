@@ -39,6 +39,12 @@ class TemporalEffectiveBatchNorm(SeqBatchNorm):
         self.T = int(T)
         self.scale = nn.Parameter(torch.ones(self.T))
 
+    #: folding (snntrain.norm.fold): overrides SeqBatchNorm's per-channel affine map
+    cannot_fold = (
+        "tebn scales step t by its own learned p_t (in eval mode it is BN, then p_t), so the folded weight "
+        "p_t * W' differs per step and cannot become one conv shared by all steps"
+    )
+
     def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
         if x_seq.dim() < 3 or x_seq.shape[0] != self.T:
             raise ValueError(
