@@ -48,7 +48,7 @@ def vgg16(
 @register("model", "vggsnn")
 def vggsnn(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory,
-    pool: Literal["max", "avg"] = "avg", dropout: float = 0.0, conv_dropout: float = 0.0,
+    pool: Literal["max", "avg"] = "avg", conv_dropout: float = 0.0,
 ) -> SpikingNet:
     r"""VGGSNN of TET (Deng et al. ICLR 2022) and TEBN (Duan et al. NeurIPS 2022) for CIFAR10-DVS at 48x48.
 
@@ -59,4 +59,4 @@ def vggsnn(
     256·512 + 3·512·512) = 9,217,152, BN 2·2,752 = 5,504, readout 4,608·10 + 10 = 46,090.
     TET's code gives its convs a bias as well (2,752 more, 9,271,498); the papers state no count.
     """
-    return vgg(in_shape, num_classes, neuron, norm, VGGSNN, [], pool, "linear", dropout, conv_dropout)
+    return vgg(in_shape, num_classes, neuron, norm, VGGSNN, [], pool, "linear", 0.0, conv_dropout)
