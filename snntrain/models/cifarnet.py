@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..errors import check
 from ..layers import conv2d, flatten, linear
 from ..registry import register
-from .net import NeuronFactory, NormFactory, SpikingNet, bias_before, dense_synapse, pool2d, spiking_stage
+from .net import NeuronFactory, NormFactory, SpikingNet, bias_before, dense_synapse, pool2d, scaled, spiking_stage
 
 
 class Voting(nn.Module):
@@ -33,6 +33,7 @@ class Voting(nn.Module):
 @register("model", "cifarnet")
 def cifarnet(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory, voting: int = 10,
+    width: float = 1.0,
 ) -> SpikingNet:
     r"""CIFARNet (Wu et al. AAAI 2019): 128C3-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting.
 
@@ -41,7 +42,8 @@ def cifarnet(
     CIFAR-10 (3x32x32, 10 classes, ``voting=10``): **45,053,156** = conv weights
     9·(3·128 + 128·256 + 256·512 + 512·1024 + 1024·512) = 10,915,200, their BN
     2·2,432 = 4,864, FC 32,768·1,024 = 33,554,432 + BN 2,048, FC 1,024·512 = 524,288 +
-    BN 1,024, voting 512·100 + 100 = 51,300. The paper states no count.
+    BN 1,024, voting 512·100 + 100 = 51,300. The paper states no count. ``width``
+    multiplies every hidden layer's width.
     """
     check(len(in_shape) == 3, "in_shape", f"cifarnet needs image inputs [C, H, W], got {tuple(in_shape)}")
     check(voting >= 1, "voting", f"must be >= 1, got {voting}")
@@ -52,14 +54,15 @@ def cifarnet(
             pooled, h, w = pool2d("avg", h, w)
             layers += pooled
             continue
-        stage = spiking_stage((item, h, w), neuron, norm)
-        layers += [conv2d(c, item, 3, 1, 1, bias=bias_before(stage[0])), *stage]
-        c = item
+        c_out = scaled(item, width)  # type: ignore[arg-type]
+        stage = spiking_stage((c_out, h, w), neuron, norm)
+        layers += [conv2d(c, c_out, 3, 1, 1, bias=bias_before(stage[0])), *stage]
+        c = c_out
     layers.append(flatten())
-    width = c * h * w
-    for f in (1024, 512):
+    features = c * h * w
+    for f in (scaled(1024, width), scaled(512, width)):
         stage = spiking_stage((f,), neuron, norm)
-        layers += [dense_synapse("linear", width, f, bias_before(stage[0])), *stage]
-        width = f
-    layers += [linear(width, num_classes * voting), Voting(voting)]
+        layers += [dense_synapse("linear", features, f, bias_before(stage[0])), *stage]
+        features = f
+    layers += [linear(features, num_classes * voting), Voting(voting)]
     return SpikingNet(*layers)

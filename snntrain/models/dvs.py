@@ -16,14 +16,14 @@ from torch import nn
 from ..errors import check
 from ..layers import flatten, linear
 from ..registry import register
-from .net import NeuronFactory, NormFactory, SpikingNet, pool2d
+from .net import NeuronFactory, NormFactory, SpikingNet, pool2d, scaled
 from .resnet import conv_stage, residual_stages
 
 
 @register("model", "tdbn_dvsnet")
 def tdbn_dvsnet(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory,
-    channels: int = 64, zero_init_residual: bool = False,
+    width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""tdBN's DVS-Gesture ResNet-17 (Zheng et al. 2021), as reconstructed by AutoSNN: stem, 2 pools, 7 blocks, 2 FC.
 
@@ -32,18 +32,21 @@ def tdbn_dvsnet(
     2·36,864 + 1x1 shortcut 4,096 + 3 BN·128), 2 × (2·36,864 + 256), 64→128 (stride 2:
     73,728 + 147,456 + 8,192 + 768), 3 × (2·147,456 + 512), FC 128·4·4·256 + 256,
     readout 256·11 + 11. The paper states no count; see the module note on 11.18M.
+    ``width`` multiplies every layer's width.
     """
     check(len(in_shape) == 3, "in_shape", f"tdbn_dvsnet needs frames [C, H, W], got {tuple(in_shape)}")
     c, h, w = in_shape
+    channels = scaled(64, width)
     layers: list[nn.Module] = []
     for c_out in (channels, channels):
         stage, h, w = conv_stage(c, c_out, 3, 1, h, w, neuron, norm)
         pooled, h, w = pool2d("max", h, w)
         layers += [*stage, *pooled]
         c = c_out
-    stages = [(channels, 3, 2), (channels * 2, 4, 2)]
+    stages = [(channels, 3, 2), (scaled(128, width), 4, 2)]
     blocks, c, h, w = residual_stages(stages, c, h, w, neuron, norm, zero_init=zero_init_residual)
     pooled, h, w = pool2d("avg", h, w)
-    layers += [*blocks, *pooled, flatten(), linear(c * h * w, channels * 4), neuron((channels * 4,)),
-               linear(channels * 4, num_classes)]
+    hidden = scaled(256, width)
+    layers += [*blocks, *pooled, flatten(), linear(c * h * w, hidden), neuron((hidden,)),
+               linear(hidden, num_classes)]
     return SpikingNet(*layers)

@@ -111,6 +111,12 @@ def zero_init_(layer: nn.Module) -> nn.Module:
     return layer
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` times the width multiplier ``model.width``, at least 1."""
+    check(width > 0, "width", f"must be > 0, got {width}")
+    return max(1, round(channels * width))
+
+
 def conv_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Output length of a convolution or pooling along one axis."""
     return (size + 2 * padding - kernel) // stride + 1

@@ -22,7 +22,7 @@ from ..layers import SeqWrap, conv2d, flatten, linear
 from ..registry import register
 from .blocks import ResidualBlock
 from .net import (
-    NeuronFactory, NormFactory, SpikingNet, bias_before, conv_size, post_norm, pre_norm, spiking_stage, zero_init_,
+    NeuronFactory, NormFactory, SpikingNet, bias_before, conv_size, post_norm, pre_norm, scaled, spiking_stage, zero_init_,
 )
 
 #: tdBN's scale for the norms whose outputs are summed in a residual block (Zheng et al. 2021)
@@ -108,21 +108,21 @@ def resnet(
     return SpikingNet(*layers)
 
 
-def he_stages(channels: int, blocks: list[int]) -> list[tuple[int, int, int]]:
-    """He et al.'s four stages: widths c, 2c, 4c, 8c, strides 1, 2, 2, 2."""
-    return [(channels * 2**i, n, 1 if i == 0 else 2) for i, n in enumerate(blocks)]
+def he_stages(width: float, blocks: list[int]) -> list[tuple[int, int, int]]:
+    """He et al.'s four stages: widths 64, 128, 256, 512 (times ``width``), strides 1, 2, 2, 2."""
+    return [(scaled(64 * 2**i, width), n, 1 if i == 0 else 2) for i, n in enumerate(blocks)]
 
 
 @register("model", "resnet19")
 def resnet19(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory,
-    channels: int = 128, zero_init_residual: bool = False,
+    width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""Spiking ResNet-19 of the tdBN paper (Zheng et al. AAAI 2021), also TEBN's (Duan et al. NeurIPS 2022).
 
     3x3 conv 128 -> 3 blocks of 128 -> 3 blocks of 256 (stride 2) -> 2 blocks of 512
     (stride 2) -> average pool -> 256 FC (spiking) -> readout: 19 weight layers.
-    ``channels`` scales the widths (128 in the paper). The layout of the FC layers
+    ``width`` multiplies every layer's width (1: the paper's). The layout of the FC layers
     (bias, no norm) follows the TET code that TEBN builds on.
 
     Parameters with ``norm=bn`` on CIFAR-10 (3x32x32, 10 classes): **12,697,994** =
@@ -131,15 +131,16 @@ def resnet19(
     stage 3: 256·512·9 + 3·512·512·9 + shortcut 256·512 + 5 BN·1024 = 8,393,728;
     FC 512·256 + 256 = 131,328; readout 256·10 + 10 = 2,570. The paper states no count.
     """
-    stages = [(channels, 3, 1), (channels * 2, 3, 2), (channels * 4, 2, 2)]
-    return resnet(in_shape, num_classes, neuron, norm, stages, channels, "cifar", [channels * 2],
+    c = scaled(128, width)
+    stages = [(c, 3, 1), (scaled(256, width), 3, 2), (scaled(512, width), 2, 2)]
+    return resnet(in_shape, num_classes, neuron, norm, stages, c, "cifar", [scaled(256, width)],
                   zero_init_residual=zero_init_residual)
 
 
 @register("model", "resnet18")
 def resnet18(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory,
-    stem: Literal["cifar", "imagenet"] = "cifar", channels: int = 64, zero_init_residual: bool = False,
+    stem: Literal["cifar", "imagenet"] = "cifar", width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""Spiking ResNet-18: He et al. (CVPR 2016) layout, 2-2-2-2 basic blocks of 64-128-256-512, neurons for ReLUs.
 
@@ -148,16 +149,16 @@ def resnet18(
     ``stem=imagenet`` and 1000 classes, torchvision's ``resnet18`` and He et al.'s 11.7M.
     Convs: 9·(3·64 stem, 4·64·64, 64·128 + 3·128·128, 128·256 + 3·256·256, 256·512 +
     3·512·512) + 1x1 shortcuts 64·128 + 128·256 + 256·512; BN 2 per channel;
-    readout 512·classes + classes.
+    readout 512·classes + classes. ``width`` multiplies every layer's width.
     """
-    return resnet(in_shape, num_classes, neuron, norm, he_stages(channels, [2, 2, 2, 2]), channels, stem,
+    return resnet(in_shape, num_classes, neuron, norm, he_stages(width, [2, 2, 2, 2]), scaled(64, width), stem,
                   zero_init_residual=zero_init_residual)
 
 
 @register("model", "resnet34")
 def resnet34(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory,
-    stem: Literal["cifar", "imagenet"] = "cifar", channels: int = 64, zero_init_residual: bool = False,
+    stem: Literal["cifar", "imagenet"] = "cifar", width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""Spiking ResNet-34: He et al. (CVPR 2016) layout, 3-4-6-3 basic blocks of 64-128-256-512, neurons for ReLUs.
 
@@ -165,5 +166,5 @@ def resnet34(
     (kuangliu/pytorch-cifar's ResNet-34); **21,797,672** with ``stem=imagenet`` and
     1000 classes, torchvision's ``resnet34`` and He et al.'s 21.8M.
     """
-    return resnet(in_shape, num_classes, neuron, norm, he_stages(channels, [3, 4, 6, 3]), channels, stem,
+    return resnet(in_shape, num_classes, neuron, norm, he_stages(width, [3, 4, 6, 3]), scaled(64, width), stem,
                   zero_init_residual=zero_init_residual)

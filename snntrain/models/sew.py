@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..registry import register
-from .net import NeuronFactory, NormFactory, SpikingNet
+from .net import NeuronFactory, NormFactory, SpikingNet, scaled
 from .resnet import he_stages, resnet
 
 Connect = Literal["add", "and", "iand"]
@@ -22,7 +22,7 @@ Connect = Literal["add", "and", "iand"]
 @register("model", "sew_resnet18")
 def sew_resnet18(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory, connect: Connect = "add",
-    stem: Literal["cifar", "imagenet"] = "cifar", channels: int = 64, zero_init_residual: bool = False,
+    stem: Literal["cifar", "imagenet"] = "cifar", width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""SEW ResNet-18 (Fang et al. 2021): ResNet-18's layout with spike-element-wise blocks (``connect``: add, and, iand).
 
@@ -30,19 +30,19 @@ def sew_resnet18(
     ``norm=bn``, **11,173,962** (CIFAR stem, CIFAR-10) and **11,689,512** (``stem=imagenet``,
     1000 classes; the paper's SEW ResNet-18 on ImageNet, 11.69M).
     """
-    return resnet(in_shape, num_classes, neuron, norm, he_stages(channels, [2, 2, 2, 2]), channels, stem,
+    return resnet(in_shape, num_classes, neuron, norm, he_stages(width, [2, 2, 2, 2]), scaled(64, width), stem,
                   kind="sew", connect=connect, zero_init_residual=zero_init_residual)
 
 
 @register("model", "sew_resnet34")
 def sew_resnet34(
     in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory, norm: NormFactory, connect: Connect = "add",
-    stem: Literal["cifar", "imagenet"] = "cifar", channels: int = 64, zero_init_residual: bool = False,
+    stem: Literal["cifar", "imagenet"] = "cifar", width: float = 1.0, zero_init_residual: bool = False,
 ) -> SpikingNet:
     r"""SEW ResNet-34 (Fang et al. 2021): ResNet-34's layout with spike-element-wise blocks (``connect``: add, and, iand).
 
     With ``norm=bn``: **21,282,122** (CIFAR stem, CIFAR-10) and **21,797,672**
     (``stem=imagenet``, 1000 classes; the paper's SEW ResNet-34, 21.79M).
     """
-    return resnet(in_shape, num_classes, neuron, norm, he_stages(channels, [3, 4, 6, 3]), channels, stem,
+    return resnet(in_shape, num_classes, neuron, norm, he_stages(width, [3, 4, 6, 3]), scaled(64, width), stem,
                   kind="sew", connect=connect, zero_init_residual=zero_init_residual)
