@@ -287,6 +287,20 @@ class BPTT(TrainerBase):
         return {"test_loss": test["loss"], "test_acc": test["acc"], "firing_rates": test["firing_rates"],
                 "silent_layers": silent}
 
+    def log_epoch(self, writer: Any, epoch: int) -> None:
+        """Spike rasters and membrane traces of 4 fixed test samples per stage; weight and gradient histograms."""
+        from .dashboard import activity_images, log_histograms
+
+        test = self.data.test
+        x = torch.stack([test[i][0] for i in range(min(4, len(test)))]).to(self.device)
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # a fixed encoding; the run's random streams are untouched
+            torch.manual_seed(0)
+            images = activity_images(self.model, self.encoder(x))
+        for tag, img in images.items():
+            writer.add_image(tag, img, epoch)
+        log_histograms(writer, self.model, epoch)
+
     def end_epoch(self) -> dict[str, Any]:
         lr = self.optimizer.param_groups[0]["lr"]
         with warnings.catch_warnings():  # resumed at an epoch's end, this process has not stepped the optimizer yet

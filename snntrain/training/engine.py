@@ -140,6 +140,10 @@ class TrainerBase:
         """The epoch's log line."""
         return f"test acc {record.get('test_acc')}"
 
+    def log_epoch(self, writer: Any, epoch: int) -> None:
+        """Extra TensorBoard content after epoch ``epoch`` (1-based): images, histograms (every
+        ``trainer.log_images_every`` epochs and after the last; rank 0 only)."""
+
     def final_metrics(self, record: dict[str, Any]) -> dict[str, Any]:
         """Extra entries of ``metrics.json``."""
         return {}
@@ -384,15 +388,23 @@ class Run:
                 self._end_epoch(epoch)
             self.status = "finished"
             metrics = self._write_metrics()
+            self._log_hparams(metrics)
         except (Diverged, Interrupted) as stop:
             self.status = "diverged" if isinstance(stop, Diverged) else "interrupted"
-            self._write_metrics({"stopped": str(stop)})
+            self._log_hparams(self._write_metrics({"stopped": str(stop)}))
             raise
         finally:
             self.writer.close()
         best = self.best_acc if self.best_acc is not None else float("nan")
         log.info(f"{trainer.final_line(metrics)} (best {best:.4f}); run directory: {self.rd.path}")
         return metrics
+
+    def _log_hparams(self, metrics: dict[str, Any]) -> None:
+        """The run's config and final metrics in TensorBoard's HParams dashboard (a sweep: one table)."""
+        if self.d.main:
+            from .dashboard import log_hparams
+
+            log_hparams(self.writer, self.cfg, metrics, len(self.history))
 
     def _train_epoch(self, epoch: int, order: EpochBatches, loader: DataLoader) -> None:
         lc, trainer = self.loop, self.trainer
@@ -484,6 +496,9 @@ class Run:
         for tag, value in trainer.scalars(record).items():
             if value is not None and math.isfinite(value):
                 self.writer.add_scalar(tag, value, epoch + 1)
+        every = lc["log_images_every"]
+        if self.d.main and every and ((epoch + 1) % every == 0 or last):
+            trainer.log_epoch(self.writer, epoch + 1)
         self.writer.flush()
         self._save_last()
         if is_best and self.d.main:

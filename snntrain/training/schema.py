@@ -59,6 +59,8 @@ LOOP: dict[str, Key] = {
     "compile": Key(bool, False, "compile the model with torch.compile (falls back to eager with a message)"),
     "accumulate_grad_batches": Key(int, 1, "batches whose gradients add up to one optimizer step", low=1),
     "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off)", low=0),
+    "log_images_every": Key(Optional[int], 5, "TensorBoard spike rasters, membrane traces and histograms every N "
+                            "epochs and after the last (null: never)", low=1),
     "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
                        "state carried across (null: the whole sequence)", low=1),
 }
@@ -71,7 +73,7 @@ GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches",
 RESUME_MAY_DIFFER = (
     "resume", "device", "optimized_metric", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
     "trainer.prefetch_factor", "trainer.progress", "trainer.eval_batch_size", "trainer.checkpoint_every_steps",
-    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile",
+    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile", "trainer.log_images_every",
 )
 
 
