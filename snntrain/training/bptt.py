@@ -275,7 +275,12 @@ class BPTT(TrainerBase):
 
     # ---- evaluation ----------------------------------------------------------------
     def evaluate(self, epoch: int, last: bool) -> dict[str, Any]:
-        test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device, self.reduce)
+        # deterministic: a stochastic encoder is seeded from the run's seed, so a checkpoint re-scores the same
+        # (snntrain-eval), and evaluating leaves the training's random streams untouched
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.cfg["seed"])
+            test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device, self.reduce)
         silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
         if silent and not self.warned_silent:
             self.warned_silent = True

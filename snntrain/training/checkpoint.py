@@ -119,15 +119,15 @@ def prune_steps(folder: Path, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
-def resolve(resume: str) -> Path:
-    """A run directory (uses its ``checkpoints/last.pt``) or a checkpoint file."""
+def resolve(resume: str, key: str = "resume", name: str = LAST) -> Path:
+    """A run directory (uses its ``checkpoints/<name>``) or a checkpoint file; ``key`` names the option in errors."""
     p = Path(resume).expanduser()
     if p.is_dir():
-        p = p / "checkpoints" / LAST
+        p = p / "checkpoints" / name
     if not p.is_file():
         raise ConfigError(
-            f"resume: no checkpoint at {p}. Pass a run directory that holds checkpoints/{LAST} "
-            f"(e.g. resume=outputs/2026-01-01/12-00-00) or a .pt file written by snntrain."
+            f"{key}: no checkpoint at {p}. Pass a run directory that holds checkpoints/{name} "
+            f"(e.g. outputs/2026-01-01/12-00-00) or a .pt file written by snntrain."
         )
     return p.resolve()
 
@@ -148,21 +148,21 @@ def _why_unreadable(err: Exception) -> str:
     return f"{type(err).__name__}: {first[:300]}"
 
 
-def load(resume: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(resume: str, map_location: str | torch.device = "cpu", key: str = "resume", name: str = LAST) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; every failure is a one-paragraph :class:`ConfigError`."""
-    path = resolve(resume)
+    path = resolve(resume, key, name)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, not a torch file, a pickle with code in it...
         raise ConfigError(
-            f"resume: {path} is not a readable snntrain checkpoint ({_why_unreadable(err)}). Point resume= at "
+            f"{key}: {path} is not a readable snntrain checkpoint ({_why_unreadable(err)}). Point {key} at "
             f"another run's checkpoints/{LAST} or {BEST}."
         ) from None
     missing = set(REQUIRED) - set(ckpt if isinstance(ckpt, dict) else ())
     if missing:
         raise ConfigError(
-            f"resume: {path} lacks {', '.join(sorted(missing))}; it was not written by this version of snntrain's "
-            f"run engine. Point resume= at a run directory made by `snntrain`."
+            f"{key}: {path} lacks {', '.join(sorted(missing))}; it was not written by this version of snntrain's "
+            f"run engine. Point {key} at a run directory made by `snntrain`."
         )
     ckpt["path"] = str(path)
     return ckpt
