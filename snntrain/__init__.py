@@ -6,12 +6,32 @@ Python API::
     snntrain.available("norm")                  # ['bn', 'bntt', 'layernorm', 'neunorm', 'none', 'tdbn', 'tebn']
     lif = snntrain.build("neuron", "lif", decay=0.9)
     snntrain.train(cfg, run_dir="outputs/mine")  # what the `snntrain` command runs
+
+``import snntrain`` is quick: torch and the components are imported on first use (the
+registry's first query, or ``snntrain.train`` / ``snntrain.neurons`` ...).
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from . import data, layers, models, neurons, norm, surrogates, training  # noqa: E402  (registers components)
 from .errors import ConfigError  # noqa: E402
 from .registry import available, build, describe  # noqa: E402
-from .training import train  # noqa: E402
+
+_SUBMODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training", "learning", "kernels",
+               "sweep", "evaluation", "cli")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        from .training import train
+
+        return train
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'snntrain' has no attribute {name!r}")
+
 
 __all__ = ["ConfigError", "available", "build", "describe", "train", "__version__"]

@@ -100,7 +100,29 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
     return deco
 
 
+#: the modules whose import registers the built-in components (imported on the first query)
+COMPONENT_MODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training")
+_loaded = False
+
+
+def load_components() -> None:
+    """Import the built-in components (and torch with them) once, on the first query of the registry.
+
+    ``import snntrain`` and the command line's help and config errors do not need them,
+    so they do not pay for importing torch.
+    """
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+
+    for name in COMPONENT_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def _check_kind(kind: str) -> None:
+    load_components()
     if kind not in _REGISTRY:
         raise ConfigError(
             f"Unknown component kind {kind!r}. Valid kinds: {', '.join(sorted(_REGISTRY))}."

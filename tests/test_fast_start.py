@@ -1,0 +1,60 @@
+"""The first minutes: help and Hydra-level config errors never import torch; the digits need no scikit-learn."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from snntrain.training.schema import GROUPS
+
+WRAP = """
+import sys
+sys.argv = ["snntrain", *{args!r}]
+from snntrain.cli import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+print("EXIT", code, "TORCH", "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WRAP.format(args=list(args))], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_help_lists_every_group_without_importing_torch():
+    out = _run("--help")
+    assert "TORCH False" in out.stderr and "EXIT 0" in out.stderr
+    for group in (*GROUPS, "experiment", "hparams_search"):
+        assert f"\n  {group} " in out.stdout, group
+    assert "snntrain-list" in out.stdout
+
+
+@pytest.mark.parametrize("args, said", [(("model=nosuch",), "nosuch"), (("nosuchkey=1",), "nosuchkey")])
+def test_hydra_level_config_errors_come_without_torch(args, said):
+    out = _run(*args)
+    assert "TORCH False" in out.stderr and "EXIT 1" in out.stderr and said in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_import_snntrain_is_lazy():
+    code = "import sys, snntrain; a = 'torch' in sys.modules; snntrain.available('norm'); print(a, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_bundled_digits_equal_scikit_learns():
+    sklearn = pytest.importorskip("sklearn.datasets")
+    import torch
+
+    from snntrain.data.digits import read_rows
+
+    rows = read_rows()
+    ref = sklearn.load_digits()
+    assert torch.equal(torch.tensor([r[:64] for r in rows]).view(-1, 8, 8), torch.tensor(ref.images, dtype=torch.float32))
+    assert [int(r[64]) for r in rows] == ref.target.tolist()
