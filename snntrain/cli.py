@@ -120,6 +120,46 @@ def _markdown(rst: str) -> str:
     return text.replace("|", "\\|")
 
 
+_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "eta": "η",
+    "theta": "θ", "Theta": "Θ", "lambda": "λ", "mu": "μ", "sigma": "σ", "tau": "τ", "phi": "φ", "pi": "π",
+    "Delta": "Δ", "sum": "Σ", "prod": "Π", "cdot": "·", "times": "×", "le": "≤", "leq": "≤", "ge": "≥",
+    "geq": "≥", "ne": "≠", "approx": "≈", "infty": "∞", "leftarrow": "←", "rightarrow": "→", "to": "→",
+    "partial": "∂", "nabla": "∇", "in": "∈", "lVert": "‖", "rVert": "‖", "Vert": "‖", "odot": "⊙",
+}
+
+
+def _group(x: str) -> str:
+    """``x`` as one operand: bare if it is one symbol, number or parenthesised group, else in parentheses."""
+    return x if re.fullmatch(r"\\?\w+|\([^()]*\)", x) else f"({x})"
+
+
+def _fraction(m: re.Match) -> str:
+    a, b = _group(m[1]), _group(m[2])
+    return f"({a}/{b})" if a == m[1] and b == m[2] else f"{a}/{b}"  # (pi/2) alpha x, not pi/2 alpha x
+
+
+def plain_math(text: str) -> str:
+    """reST with ``:math:`` LaTeX as plain terminal text: Greek letters and symbols, fractions as (a)/(b)."""
+
+    def one(tex: str) -> str:
+        tex = re.sub(r"([_^])\{([^{}\s]*)\}", r"\1\2", tex)  # x_{t,b} -> x_t,b
+        tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1(\2)", tex)  # x^{a + b} -> x^(a + b)
+        tex = re.sub(r"\\[dt]?frac(\w)(\w)", r"(\1/\2)", tex)  # \frac1T -> (1/T)
+        for _ in range(4):  # nested \frac / \sqrt, innermost first
+            tex = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", _fraction, tex)
+            tex = re.sub(r"\\sqrt\{([^{}]*)\}", r"√(\1)", tex)
+            tex = re.sub(r"\\(?:mathrm|text|mathbf|operatorname)\{([^{}]*)\}", r"\1", tex)
+        tex = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?=[()\[\]|.])", "", tex)
+        tex = re.sub(r"\\([A-Za-z]+)", lambda m: _SYMBOLS.get(m.group(1), m.group(1)), tex)
+        tex = tex.replace("\\,", " ").replace("\\;", " ").replace("\\ ", " ").replace("\\!", "")
+        tex = re.sub(r"[{}]", "", tex)
+        return re.sub(r"\s+", " ", tex).strip()
+
+    text = re.sub(r":math:`([^`]*)`", lambda m: one(m.group(1)), text)
+    return text.replace("``", "")
+
+
 def list_main(argv: list[str] | None = None) -> None:
     """Entry point of ``snntrain-list``: every kind, name and argument with its default."""
     from . import describe
@@ -138,10 +178,18 @@ def list_main(argv: list[str] | None = None) -> None:
             summary = _markdown(r["summary"])
             print(f"| {r['kind']} | `{r['name']}` | {summary} | {arg_text} |")
         return
+    import shutil
+    import textwrap
+
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 140))
     for kind in [args.kind] if args.kind else list(KINDS):
         print(f"{kind}:")
-        for r in (r for r in rows if r["kind"] == kind):
+        mine = [r for r in rows if r["kind"] == kind]
+        name_w = max((len(r["name"]) for r in mine), default=0) + 2
+        indent = " " * (2 + name_w)
+        for r in mine:
             arg_text = ", ".join([f"{k} (required)" for k in r["required"]] + [f"{k}={v!r}" for k, v in r["args"].items()])
-            print(f"  {r['name']:<10} {r['summary']}")
+            print(textwrap.fill(plain_math(r["summary"]), width, initial_indent=f"  {r['name']:<{name_w}}",
+                                subsequent_indent=indent))
             if arg_text:
-                print(f"  {'':<10} args: {arg_text}")
+                print(textwrap.fill(f"args: {arg_text}", width, initial_indent=indent, subsequent_indent=indent + "      "))

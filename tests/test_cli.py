@@ -131,3 +131,15 @@ def test_every_neuron_trains_through_the_cli(tmp_path):
         run = tmp_path / "sweep" / str(i)
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         assert assert_run_outputs(run)["epoch"] == 1
+
+
+@pytest.mark.parametrize("rst, plain", [
+    (r":math:`y = \gamma_c (x - \mu_c) / \sqrt{\sigma_c^2 + \epsilon} + \beta_c`", "y = γ_c (x - μ_c) / √(σ_c^2 + ε) + β_c"),
+    (r":math:`\mathrm{CE}(\frac1T\sum_t o_t, y)`", "CE((1/T)Σ_t o_t, y)"),
+    (r":math:`g'(x) = \frac{\alpha/2}{1 + (\frac{\pi}{2}\alpha x)^2}`", "g'(x) = (α/2)/(1 + ((π/2)α x)^2)"),
+    (r"``reset`` :math:`\mu_{t,b}`", "reset μ_t,b"),
+])
+def test_snntrain_list_renders_math_as_plain_text(rst, plain):
+    from snntrain.cli import plain_math
+
+    assert plain_math(rst) == plain
