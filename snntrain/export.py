@@ -95,8 +95,11 @@ def folded(model: nn.Module) -> nn.Module:
     try:
         net = fold_model(model, strict=True)
     except ValueError as err:
-        raise ExportError(f"export needs every norm folded into its conv/linear, and {err}".replace(
-            "\nPass strict=False to keep them unfused.", "")) from None
+        listed = str(err).removeprefix("fold_model: ").replace("\nPass strict=False to keep them unfused.", "")
+        raise ExportError(
+            f"export folds every norm into the conv/linear before it, but {listed}\nExport a network trained with "
+            f"norm=bn, tdbn or none."
+        ) from None
     for m in net.modules():
         if isinstance(m, SpikingNeuron):
             m.backend = "torch"  # a Python loop over T: what exporters trace, the reference numerics
@@ -124,7 +127,11 @@ def _np(t: Tensor) -> Any:
 
 
 def _refuse(name: str, m: nn.Module, why: str) -> ExportError:
-    return ExportError(f"to_nir: layer {name} ({type(m).__name__}) cannot be exported to NIR: {why}.")
+    """The error for layer ``name`` of the model (a sequence wrapper is named by the layer it wraps)."""
+    from .layers.synapse import SeqWrap
+
+    kind = type(m.module if isinstance(m, SeqWrap) else m).__name__
+    return ExportError(f"to_nir: layer {name} ({kind}) cannot be exported to NIR: {why}.")
 
 
 def _neuron_node(name: str, m: nn.Module, shape: tuple[int, ...], dt: float) -> Any:
