@@ -302,7 +302,14 @@ def load_network(run: str, overrides: list[str] = (), checkpoint: str = "last") 
         _override(cfg, item)
     cfg["device"] = "cpu"
     trainer = build_trainer(cfg, "cpu")
-    trainer.model.load_state_dict(ckpt["model"])
+    try:
+        trainer.model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # an override changed the network's shape
+        first = " ".join(str(err).split())[:400]
+        raise ConfigError(
+            f"checkpoint: the network rebuilt from {ckpt['path']}'s config (with the overrides given) does not fit its "
+            f"weights ({first}). Leave out overrides of model.*, neuron.*, norm.* or the dataset's shape."
+        ) from None
     return trainer.model, tuple(trainer.data.in_shape), int(cfg["T"])
 
 
@@ -337,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="the file to write (default: <run dir>/export/<checkpoint>.<suffix>)")
     ap.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint of a run directory")
     ap.add_argument("--dt", type=float, default=DT, help=f"NIR: seconds per time step (default {DT:g}, as snnTorch/SpikingJelly)")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)
     try:
         path = export_run(a.run, a.format, a.out, a.overrides, a.checkpoint, a.dt)
     except ConfigError as err:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from snntrain.export import ExportError, folded, to_nir, to_onnx, to_torch, write_nir
+from snntrain.export import ExportError, folded, main, to_nir, to_onnx, to_torch, write_nir
 from snntrain.models.net import make_factories
 from snntrain.neurons.base import SpikingNeuron
 from snntrain.registry import build
@@ -24,12 +24,16 @@ pytest.importorskip("nirtorch")
 T, B, SHAPE = 6, 4, (1, 8, 8)
 
 
-def trained(model_name: str, neuron: dict, norm: str = "bn", **model_args) -> nn.Module:
-    """A small network after 5 SGD steps on random data (weights and BN statistics not the initial ones)."""
+def built(model_name: str, neuron: dict, norm: str = "bn", **model_args) -> nn.Module:
     torch.manual_seed(0)
     n, nm = make_factories(neuron, {"name": "atan"}, {"name": norm}, T)
     ctx = {"in_shape": SHAPE, "num_classes": 10, "neuron": n, "norm": nm, "T": T}
-    model = build("model", model_name, context=ctx, **model_args)
+    return build("model", model_name, context=ctx, **model_args)
+
+
+def trained(model_name: str, neuron: dict, norm: str = "bn", **model_args) -> nn.Module:
+    """A small network after 5 SGD steps on random data (weights and BN statistics not the initial ones)."""
+    model = built(model_name, neuron, norm, **model_args)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(5):
         x, y = torch.rand(T, 16, *SHAPE) * 2, torch.randint(0, 10, (16,))
@@ -131,11 +135,11 @@ def test_nir_through_snntorch_gives_the_same_spikes(model_key):
 
 def test_nir_parameters_follow_the_mapping():
     """tau = dt / (1 - beta), R = tau/dt (or 1 with decay_input), v_leak = v_reset; IF: R = 1/dt; per neuron."""
-    model = trained("mlp", {"name": "lif", "decay": 0.8, "reset": "zero", "decay_shape": "neuron"}, hidden=[5])
+    model = built("mlp", {"name": "lif", "decay": 0.8, "reset": "zero", "decay_shape": "neuron"}, hidden=[5])
     lif = to_nir(model, SHAPE, dt=1e-3).nodes["lif_3"]
     assert lif.tau.shape == (5,) and lif.tau == pytest.approx(1e-3 / 0.2) and lif.r == pytest.approx(5.0)
     assert (lif.v_leak == 0).all() and (lif.v_reset == 0).all() and (lif.v_threshold == 1).all()
-    node = to_nir(trained("mlp", NEURONS["if"], hidden=[5]), SHAPE).nodes["if_3"]
+    node = to_nir(built("mlp", NEURONS["if"], hidden=[5]), SHAPE).nodes["if_3"]
     assert isinstance(node, nir.IF) and node.r == pytest.approx(1e4) and node.v_threshold == pytest.approx(0.8)
 
 
@@ -164,24 +168,24 @@ def test_torch_export_program(tmp_path):
 
 @pytest.mark.parametrize("model_name,neuron,norm,model_args,match", [
     ("mlp", {"name": "lif", "reset": "zero"}, "bntt", {"hidden": [8]}, r"  2 \(BatchNormThroughTime\): bntt keeps its own running statistics"),
-    ("mlp", {"name": "alif", "reset": "zero"}, "bn", {"hidden": [8]}, r"layer 2 \(ALIF\) cannot be exported to NIR"),
-    ("mlp", {"name": "lif"}, "bn", {"hidden": [8]}, r"layer 2 \(LIF\).*reset=subtract.*neuron\.reset=zero"),
-    ("vgg", {"name": "lif", "reset": "zero"}, "bn", {"plan": [4, "M"], "pool": "max"}, r"layer 2 \(SeqWrap\).*max pooling"),
+    ("mlp", {"name": "alif", "reset": "zero"}, "bn", {"hidden": [8]}, r"layer 3 \(ALIF\) cannot be exported to NIR"),
+    ("mlp", {"name": "lif"}, "bn", {"hidden": [8]}, r"layer 3 \(LIF\).*reset=subtract.*neuron\.reset=zero"),
+    ("vgg", {"name": "lif", "reset": "zero"}, "bn", {"plan": [4, "M"], "pool": "max"}, r"layer 3 \(MaxPool2d\).*max pooling"),
 ])
 def test_refusals_name_the_layer(model_name, neuron, norm, model_args, match):
     with pytest.raises(ExportError, match=match):
-        to_nir(trained(model_name, neuron, norm, **model_args), SHAPE)
+        to_nir(built(model_name, neuron, norm, **model_args), SHAPE)
 
 
 def test_unfoldable_norm_is_refused_by_every_format(tmp_path):
-    model = trained("mlp", {"name": "lif", "reset": "zero"}, "bntt", hidden=[8])
+    model = built("mlp", {"name": "lif", "reset": "zero"}, "bntt", hidden=[8])
     for export in (lambda: to_nir(model, SHAPE), lambda: to_onnx(model, torch.zeros(T, 1, *SHAPE), tmp_path / "a.onnx")):
         with pytest.raises(ExportError, match=r"^export folds every norm.*\n  2 \(BatchNormThroughTime\): .*\nExport a network trained with norm=bn"):
             export()
 
 
 @pytest.mark.slow
-def test_command_exports_a_trained_run(tmp_path):
+def test_command_exports_a_trained_run(tmp_path, capsys):
     """A real short run on digits, then ``snntrain-export`` in each format; user mistakes exit 2 without a traceback."""
     pytest.importorskip("onnxruntime")
     from snntrain.training import train
@@ -191,16 +195,14 @@ def test_command_exports_a_trained_run(tmp_path):
     run = tmp_path / "run"
     train(compose_cfg("neuron.reset=zero", "norm=bn", "model.hidden=[32]", "T=4", "trainer.epochs=1",
                       "trainer.limit_batches=3", "trainer.progress=false"), run)
-    cmd = [sys.executable, "-m", "snntrain.export", str(run)]
     for fmt, suffix in (("nir", ".nir"), ("onnx", ".onnx")):
-        out = subprocess.run(cmd + ["--format", fmt], capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr
-        path = out.stdout.strip()
-        assert path.endswith(f"export/last{suffix}")
+        main([str(run), "--format", fmt])
+        assert capsys.readouterr().out.strip() == str(run / "export" / f"last{suffix}")
     assert isinstance(nir.read(str(run / "export" / "last.nir")), nir.NIRGraph)
-    for bad, says in ((["--format", "nir", "nosuch.key=1"], "nosuch.key"), (["--format", "nir", "neuron.reset=subtract"],
-                                                                           "reset=subtract")):
-        out = subprocess.run(cmd + bad, capture_output=True, text=True)
-        assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+    for bad, says in ((["nosuch.key=1"], "nosuch.key"), (["neuron.reset=subtract"], "reset=subtract"),
+                      (["--checkpoint", "best", "--format", "nir", "model.hidden=[7]"], "size mismatch")):
+        with pytest.raises(SystemExit) as stop:
+            main([str(run), *bad])
+        assert stop.value.code == 2 and says in capsys.readouterr().err
     out = subprocess.run([sys.executable, "-m", "snntrain.export", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert out.returncode == 2 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr
