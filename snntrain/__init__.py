@@ -21,7 +21,7 @@ from .errors import ConfigError  # noqa: E402
 from .registry import available, build, describe  # noqa: E402
 
 _SUBMODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training", "learning", "kernels",
-               "sweep", "evaluation", "cli")
+               "sweep", "evaluation", "export", "cli")
 
 
 def __getattr__(name: str) -> Any:

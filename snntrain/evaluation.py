@@ -37,9 +37,10 @@ def _override(cfg: dict[str, Any], item: str) -> None:
     node[last] = value
 
 
-def evaluate_checkpoint(path: str, overrides: list[str] = (), checkpoint: str = "last",  # type: ignore[assignment]
-                        device: str | None = None) -> dict[str, Any]:
-    """Test metrics of the checkpoint at ``path`` (a run directory or a ``.pt`` file)."""
+def rebuild(path: str, overrides: list[str] = (), checkpoint: str = "last",  # type: ignore[assignment]
+            device: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """``(trainer, checkpoint)``: the run's trainer (data, network, ...) rebuilt from its checkpoint's config
+    (with ``overrides``), the checkpoint's weights loaded. Shared by ``snntrain-eval`` and ``snntrain-export``."""
     import torch
 
     from .training import checkpoint as ck
@@ -54,7 +55,21 @@ def evaluate_checkpoint(path: str, overrides: list[str] = (), checkpoint: str = 
     dev = cfg.get("device", "auto")
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev
     trainer = build_trainer(cfg, dev)
-    trainer.model.load_state_dict(ckpt["model"])
+    try:
+        trainer.model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # an override changed the network's shape
+        first = " ".join(str(err).split())[:400]
+        raise ConfigError(
+            f"checkpoint: the network rebuilt from {ckpt['path']}'s config (with the overrides given) does not fit its "
+            f"weights ({first}). Leave out overrides of model.*, neuron.*, norm.* or the dataset's shape."
+        ) from None
+    return trainer, ckpt
+
+
+def evaluate_checkpoint(path: str, overrides: list[str] = (), checkpoint: str = "last",  # type: ignore[assignment]
+                        device: str | None = None) -> dict[str, Any]:
+    """Test metrics of the checkpoint at ``path`` (a run directory or a ``.pt`` file)."""
+    trainer, ckpt = rebuild(path, overrides, checkpoint, device)
     epoch = int(ckpt.get("epoch", 1))
     metrics = trainer.evaluate(max(epoch - 1, 0), last=True)
     return {"checkpoint": ckpt["path"], "epoch": epoch, **metrics}

@@ -292,25 +292,10 @@ def to_torch(model: nn.Module, example: Tensor, path: str | Path) -> Path:
 # ---------------------------------------------------------------- from a run
 def load_network(run: str, overrides: list[str] = (), checkpoint: str = "last") -> tuple[nn.Module, tuple[int, ...], int]:  # type: ignore[assignment]
     """``(model, in_shape, T)`` of the checkpoint at ``run`` (a run directory or ``.pt``), rebuilt as ``snntrain-eval`` does."""
-    from .evaluation import _override
-    from .training import checkpoint as ck
-    from .training.engine import build_trainer
+    from .evaluation import rebuild
 
-    ckpt = ck.load(run, key="checkpoint", name={"last": ck.LAST, "best": ck.BEST}[checkpoint])
-    cfg = ckpt["config"]
-    for item in overrides:
-        _override(cfg, item)
-    cfg["device"] = "cpu"
-    trainer = build_trainer(cfg, "cpu")
-    try:
-        trainer.model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:  # an override changed the network's shape
-        first = " ".join(str(err).split())[:400]
-        raise ConfigError(
-            f"checkpoint: the network rebuilt from {ckpt['path']}'s config (with the overrides given) does not fit its "
-            f"weights ({first}). Leave out overrides of model.*, neuron.*, norm.* or the dataset's shape."
-        ) from None
-    return trainer.model, tuple(trainer.data.in_shape), int(cfg["T"])
+    trainer, ckpt = rebuild(run, overrides, checkpoint, device="cpu")
+    return trainer.model, tuple(trainer.data.in_shape), int(ckpt["config"]["T"])
 
 
 def export_run(run: str, fmt: str, out: str | None = None, overrides: list[str] = (),  # type: ignore[assignment]
