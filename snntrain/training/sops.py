@@ -77,9 +77,9 @@ _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 SYNAPSES = _LINEAR + _CONV + _CONV_T
 
 
-def is_spikes(x: Tensor) -> bool:
-    """Whether every element of ``x`` is 0, 1 or -1 (NeuroBench's test for a spiking input)."""
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+def is_spikes(x: Tensor, nonzero: Tensor | None = None) -> bool:
+    """Whether every element of ``x`` is 0, 1 or -1 (NeuroBench's test for a spiking input); ``nonzero``: ``x != 0``."""
+    return bool((x.abs() == (x != 0 if nonzero is None else nonzero)).all())
 
 
 def _group_sum(mask: Tensor, groups: int, out_dim: int) -> Tensor:
@@ -90,19 +90,24 @@ def _group_sum(mask: Tensor, groups: int, out_dim: int) -> Tensor:
     return mask.sum(1, keepdim=True)
 
 
-def layer_ops(layer: nn.Module, x: Tensor, dense: bool = False) -> float:
-    """Synaptic operations of one call of ``layer`` on ``x`` (see the module docstring); ``dense``: count all."""
+def layer_ops(layer: nn.Module, x: Tensor, dense: bool = False, nonzero: Tensor | None = None) -> float:
+    """Synaptic operations of one call of ``layer`` on ``x`` (see the module docstring); ``dense``: count all.
+
+    ``nonzero`` is ``x != 0`` where the caller has it already.
+    """
     w = layer.weight.detach()
     wm = torch.ones_like(w, dtype=torch.float64) if dense else (w != 0).double()
+    nz = None if dense else (x.detach() != 0 if nonzero is None else nonzero)
     if isinstance(layer, _LINEAR):
         rows = x.numel() // x.shape[-1]
         c = torch.full((x.shape[-1],), float(rows), dtype=torch.float64, device=x.device) if dense else \
-            (x.detach() != 0).reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64)
+            nz.reshape(-1, x.shape[-1]).sum(0).double()
         return float(c @ wm.sum(0))
     spatial = w.dim() - 2
-    x = x.detach().reshape(-1, *x.shape[-spatial - 1:])  # a sequence [T, B, C, ...] as [T*B, C, ...]
-    rows = x.shape[0]
-    m = torch.ones_like(x[:1], dtype=torch.float64) if dense else (x != 0).sum(0, keepdim=True, dtype=torch.float64)
+    features = x.shape[-spatial - 1:]
+    rows = x.numel() // features.numel()  # a sequence [T, B, C, ...] counts as [T*B, C, ...]
+    m = x.new_ones((1, *features), dtype=torch.float64) if dense else \
+        nz.reshape(-1, *features).sum(0, keepdim=True).double()
     if isinstance(layer, _CONV):
         k = _group_sum(wm, layer.groups, 0)
         y = layer._conv_forward(m, k, None)  # the layer's own padding mode, stride, dilation, groups
@@ -148,9 +153,10 @@ class SynapticOps:
 
     def _hook(self, layer: nn.Module):
         def hook(_module: nn.Module, inputs: tuple) -> None:
-            x = inputs[0]
+            x = inputs[0].detach()
+            nonzero = x != 0
             total = self._sum[self.stages[layer]]
-            total[0 if is_spikes(x) else 1] += layer_ops(layer, x)
+            total[0 if is_spikes(x, nonzero) else 1] += layer_ops(layer, x, nonzero=nonzero)
             total[2] += layer_ops(layer, x, dense=True)
 
         return hook
