@@ -25,7 +25,8 @@ zeroes them before counting: "bias is not considered as a synaptic operation").
   convolved (same stride, padding, dilation, groups) with the weight mask summed over the
   output channels of each group (a kernel of ones times ``out_channels/g`` for a dense
   weight); padded zeros cost nothing, reflected or circular padding counts its copies.
-  Transposed convolutions the same way with ``conv_transpose``.
+  Transposed convolutions the same way with ``conv_transpose``. ``DropConnectLinear`` counts as
+  the one linear map of its inference mean (its ``relu`` sampling is not counted).
 * **Dense** ops: the same with every input and weight counted (NeuroBench's ``Dense``),
   :math:`N \cdot in \cdot out` for Linear.
 
@@ -51,7 +52,8 @@ figures of M. Horowitz, "Computing's energy problem (and what we can do about it
 ISSCC 2014: a 32-bit float add 0.9 pJ and a 32-bit float multiply 3.7 pJ, so
 :math:`E_{AC} = 0.9` pJ and :math:`E_{MAC} = 3.7 + 0.9 = 4.6` pJ. The comparison is the same
 network as an ANN: one dense pass per sample with every synaptic operation a MAC,
-:math:`E_{ANN} = (\mathrm{dense}/T)\, E_{MAC}`. Memory access, which dominates real
+:math:`E_{ANN} = (\mathrm{dense}/T)\, E_{MAC}` (for event data, where an ANN would see all T
+frames too, compare with :math:`\mathrm{dense}\, E_{MAC}`). Memory access, which dominates real
 hardware, is not included; these figures compare operation counts, as the SNN papers
 that quote them do.
 """
