@@ -122,7 +122,6 @@ def load_components() -> None:
 
 
 def _check_kind(kind: str) -> None:
-    load_components()
     if kind not in _REGISTRY:
         raise ConfigError(
             f"Unknown component kind {kind!r}. Valid kinds: {', '.join(sorted(_REGISTRY))}."
@@ -132,17 +131,21 @@ def _check_kind(kind: str) -> None:
 def available(kind: str) -> list[str]:
     """Sorted names registered under ``kind``."""
     _check_kind(kind)
+    load_components()
     return sorted(_REGISTRY[kind])
 
 
 def classes(kind: str) -> tuple[type, ...]:
     """The registered components of ``kind`` that are classes (for ``isinstance`` checks)."""
     _check_kind(kind)
+    load_components()
     return tuple(e.obj for e in _REGISTRY[kind].values() if isinstance(e.obj, type))
 
 
 def entry(kind: str, name: str) -> Entry:
     _check_kind(kind)
+    if name not in _REGISTRY[kind]:  # a component registered while the built-ins load needs no loading
+        load_components()
     if name not in _REGISTRY[kind]:
         raise ConfigError(
             f"{kind}: unknown {kind} {name!r}. Valid choices: {', '.join(available(kind))}. "

@@ -45,6 +45,7 @@ from ..norm.sync import sync_norms
 from .distributed import SINGLE, Dist
 from .engine import NonFinite, TrainerBase, as_dict
 from .monitor import FiringRates
+from .sops import SynapticOps
 
 log = logging.getLogger("snntrain")
 
@@ -126,26 +127,36 @@ def setup(cfg, device: str | torch.device = "cpu") -> dict[str, Any]:
 
 @torch.no_grad()
 def evaluate(model, loader, encoder, loss_fn, device, reduce=lambda t: t) -> dict[str, Any]:
-    """Test loss, accuracy and per-layer firing rates (model in eval mode).
+    """Test loss, accuracy, per-layer firing rates, synaptic operations and energy (model in eval mode).
 
     ``encoder`` maps a batch to ``[T, B, ...]`` (see :func:`sequence_input`); ``reduce``
     sums a tensor over the processes of a data-parallel run (each evaluates its share).
+    ``sops`` and ``energy_uJ`` are per sample (:mod:`snntrain.training.sops`);
+    ``activation_sparsity`` is the fraction of zero outputs over all spiking stages, steps
+    and samples (NeuroBench's ``ActivationSparsity``).
     """
     model.eval()
     loss_sum, correct, n = (torch.zeros((), device=device, dtype=torch.float64) for _ in range(3))
-    with FiringRates(model) as monitor:
+    T = 1
+    with FiringRates(model) as monitor, SynapticOps(model) as ops:
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            out = model(encoder(x))
+            x_seq = encoder(x)
+            T = x_seq.shape[0]
+            out = model(x_seq)
             loss_sum += loss_fn(out, y).double() * len(y)
             correct += (out.mean(0).argmax(1) == y).sum()
             n += len(y)
     totals = reduce(torch.stack([loss_sum, correct, n]))
-    rates = {}
+    rates, fired = {}, torch.zeros(2, dtype=torch.float64, device=device)
     for layer, (spikes, entries) in monitor.counts().items():
         s = reduce(torch.stack([spikes.double(), torch.tensor(float(entries), dtype=torch.float64, device=spikes.device)]))
         rates[layer] = float(s[0] / s[1])
-    return {"loss": float(totals[0] / totals[2]), "acc": float(totals[1] / totals[2]), "firing_rates": rates}
+        fired += s.to(device)
+    sparsity = float(1 - fired[0] / fired[1]) if fired[1] > 0 else float("nan")
+    counted = ops.report(float(totals[2]), T, reduce(ops.counts(device)))
+    return {"loss": float(totals[0] / totals[2]), "acc": float(totals[1] / totals[2]), "firing_rates": rates,
+            **counted, "activation_sparsity": sparsity}
 
 
 @register("trainer", "bptt")
@@ -290,7 +301,8 @@ class BPTT(TrainerBase):
                 f"or a wider surrogate."
             )
         return {"test_loss": test["loss"], "test_acc": test["acc"], "firing_rates": test["firing_rates"],
-                "silent_layers": silent}
+                "silent_layers": silent, "sops": test["sops"], "energy_uJ": test["energy_uJ"],
+                "activation_sparsity": test["activation_sparsity"]}
 
     def log_epoch(self, writer: Any, epoch: int) -> None:
         """Spike rasters and membrane traces of 4 fixed test samples per stage; weight and gradient histograms."""
@@ -319,6 +331,14 @@ class BPTT(TrainerBase):
         tags["lr"] = record["lr"]
         tags["train/samples_per_s"] = record["samples_per_s"]
         tags.update({f"firing_rate/{layer}": rate for layer, rate in record["firing_rates"].items()})
+        sops = record.get("sops")  # per sample (snntrain.training.sops)
+        if sops:
+            tags.update({f"sops/{k}": sops[k] for k in ("ac", "mac", "dense")})
+            tags.update({f"sops/{stage}/{k}": c[k] for stage, c in sops["stages"].items() for k in ("ac", "mac")})
+        if record.get("energy_uJ"):
+            tags.update({f"energy/{k}_uJ": record["energy_uJ"][k] for k in ("snn", "ann")})
+        if record.get("activation_sparsity") is not None:
+            tags["activation_sparsity"] = record["activation_sparsity"]
         return tags
 
     def summary(self, r: dict[str, Any]) -> str:
