@@ -7,7 +7,9 @@ operations per time step, each a pass over the layer. This kernel does the whole
 in one pass per element, the loop over T inside, and the elements split across threads
 (``at::parallel_for``): forward :math:`H_t = C(V_{t-1}, I_t)`, :math:`S_t = [H_t \ge V_{th}]`,
 :math:`V_t = \mathrm{reset}(H_t, S_t)`; backward the reverse loop of
-:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`.
+:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`; ``backward_compact`` the same loop reading
+the compact codes of ``grad_storage=bf16|int8`` (derivative and spike in one code, see
+:mod:`snntrain.neurons.fused`) instead of :math:`H`.
 
 The forward is the same arithmetic as the torch backend, operation for operation,
 compiled with ``-ffp-contract=off`` (no fused multiply-adds), so spikes and membranes are
@@ -43,6 +45,7 @@ _SOURCE = r"""
 #include <vector>
 #include <atomic>
 #include <algorithm>
+#include <cstring>
 
 template <int SG>
 static inline float sg_grad(float x, float a) {
@@ -164,6 +167,59 @@ std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Te
   return {gH, gth};
 }
 
+// Compact storage (grad_storage bf16 / int8, see snntrain.neurons.fused): per element and step one code holding
+// the surrogate derivative d = g'(z) and the spike s. STORE 0: bf16 bits, sign bit = s, magnitude = d (RNE);
+// STORE 1: uint8, top bit = s, low 7 bits = round(d * 127 / gmax); scale = gmax / 127.
+template <int RESET, int STORE>
+static void bwdc_impl(const void* cp, const float* gp, const float* tp, const float* bp, float* op, float* thp,
+                      int64_t T, int64_t N, float theta, bool detach, float scale) {
+  const float keep_s = detach ? 0.0f : 1.0f;
+  at::parallel_for(0, N, 2048, [&](int64_t i0, int64_t i1) {
+    const int64_t n = i1 - i0;
+    std::vector<float> gvbuf(n, 0.0f);
+    float* gv = gvbuf.data();
+    float* th = thp + i0; const float* b = bp + i0;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t o = t * N + i0;
+      const float* gs = gp + o; const float* tr = tp ? tp + o : nullptr;
+      float* out = op + o;
+      if (tr) for (int64_t i = 0; i < n; ++i) gv[i] += tr[i];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float d; bool s;
+        if constexpr (STORE == 0) {
+          uint16_t u = ((const uint16_t*)cp)[o + i];
+          uint32_t w = (uint32_t)(u & 0x7fffu) << 16;
+          std::memcpy(&d, &w, 4); s = (u >> 15) != 0;
+        } else {
+          uint8_t u = ((const uint8_t*)cp)[o + i];
+          d = (float)(u & 127) * scale; s = (u >> 7) != 0;
+        }
+        float gV = gv[i], gS = gs[i], g;
+        if constexpr (RESET == 0) { gS -= keep_s * theta * gV; g = gV + gS * d; th[i] += gS * d + (s ? gV : 0.0f); }
+        else if constexpr (RESET == 1) { g = (s ? 0.0f : gV) + gS * d; th[i] += gS * d; }  // zero: detach_reset only
+        else { g = gV + gS * d; th[i] += gS * d; }
+        out[i] = g;
+        gv[i] = b[i] * g;
+      }
+    }
+  });
+}
+
+std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
+                                            double theta, int reset, bool detach, int store, double scale) {
+  const int64_t T = code.size(0), N = code.size(1);
+  auto gH = torch::empty_like(gs), gth = torch::zeros({N}, gs.options());
+  const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
+  const void* cp = code.data_ptr();
+#define BWDC(R, S) bwdc_impl<R, S>(cp, gs.data_ptr<float>(), tp, beta.data_ptr<float>(), gH.data_ptr<float>(), \
+                                   gth.data_ptr<float>(), T, N, (float)theta, detach, (float)scale)
+  if (store == 0) { if (reset == 0) BWDC(0, 0); else if (reset == 1) BWDC(1, 0); else BWDC(2, 0); }
+  else { if (reset == 0) BWDC(0, 1); else if (reset == 1) BWDC(1, 1); else BWDC(2, 1); }
+#undef BWDC
+  return {gH, gth};
+}
+
 // x: float, contiguous. Bits, 8 to a byte, little-endian within the byte; empty if x is not all 0/1.
 torch::Tensor pack_binary(torch::Tensor x) {
   const int64_t n = x.numel(), nb = (n + 7) / 8;
@@ -202,6 +258,7 @@ torch::Tensor unpack(torch::Tensor packed, int64_t n) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
+  m.def("backward_compact", &backward_compact);
   m.def("pack_binary", &pack_binary);
   m.def("unpack", &unpack);
 }
@@ -225,11 +282,11 @@ def kernel() -> Any:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
         from torch.utils.cpp_extension import _get_build_directory, load_inline
 
-        if not any(Path(_get_build_directory("snntrain_cpu_v4", False)).glob("*.so")):
+        if not any(Path(_get_build_directory("snntrain_cpu_v5", False)).glob("*.so")):
             log.info("compiling snntrain's C++ CPU kernel (once per machine, about a minute; it is cached after; "
                      "SNNTRAIN_CPU_KERNEL=0 skips it and runs the same maths as PyTorch ops)")
         _KERNEL = load_inline(
-            "snntrain_cpu_v4", cpp_sources=_SOURCE,
+            "snntrain_cpu_v5", cpp_sources=_SOURCE,
             extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
             extra_ldflags=["-fopenmp"], verbose=False,
         )
