@@ -106,12 +106,12 @@ def _sg(z, a, SG: tl.constexpr):
 
 
 @triton.jit
-def _lif_fwd(x_ptr, b_ptr, s_ptr, v_ptr, save_ptr, T, N, q, theta, vr, a, qscale,
+def _lif_fwd(x_ptr, b_ptr, b_stride, s_ptr, v_ptr, save_ptr, T, N, q, theta, vr, a, qscale,
              KIND: tl.constexpr, DECAY_INPUT: tl.constexpr, HAS_VR: tl.constexpr, RESET: tl.constexpr,
              KEEP: tl.constexpr, STORE: tl.constexpr, SG: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
-    b = tl.load(b_ptr + offs, mask=m, other=0.0)
+    b = tl.load(b_ptr + offs * b_stride, mask=m, other=0.0)  # b_stride 0: one decay for the layer
     v = tl.zeros([BLOCK], dtype=tl.float32) + vr
     xp, sp, vp, hp = x_ptr + offs, s_ptr + offs, v_ptr + offs, save_ptr + offs
     for _ in range(T):
@@ -159,12 +159,12 @@ def _lif_fwd(x_ptr, b_ptr, s_ptr, v_ptr, save_ptr, T, N, q, theta, vr, a, qscale
 
 
 @triton.jit
-def _lif_bwd(save_ptr, gs_ptr, gt_ptr, b_ptr, gh_ptr, th_ptr, T, N, theta, vr, a, dscale,
+def _lif_bwd(save_ptr, gs_ptr, gt_ptr, b_ptr, b_stride, gh_ptr, th_ptr, T, N, theta, vr, a, dscale,
              RESET: tl.constexpr, DETACH: tl.constexpr, STORE: tl.constexpr, SG: tl.constexpr,
              HAS_TRACE: tl.constexpr, LEARN_THETA: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
-    b = tl.load(b_ptr + offs, mask=m, other=0.0)
+    b = tl.load(b_ptr + offs * b_stride, mask=m, other=0.0)  # b_stride 0: one decay for the layer
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     th = tl.zeros([BLOCK], dtype=tl.float32)
     last = (T - 1) * N
@@ -219,7 +219,7 @@ def _scalar(a: float | None) -> float:
 
 def forward(x: Tensor, beta: Tensor, kind: int, decay_input: bool, q: float, theta: float, reset: int, vr: float,
             keep: bool, store: str, sg: int, a: float | None, gmax: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """x ``[T, N]`` float32 contiguous, beta ``[N]``: ``(saved, S, V or None)``; saved is H, or the compact codes."""
+    """x ``[T, N]`` float32 contiguous, beta ``[N]`` or ``[1]``: ``(saved, S, V or None)``; saved is H, or the compact codes."""
     T, N = x.shape
     S = torch.empty_like(x)
     V = torch.empty_like(x) if keep else S
@@ -227,7 +227,7 @@ def forward(x: Tensor, beta: Tensor, kind: int, decay_input: bool, q: float, the
     saved = torch.empty_like(x) if sid == 0 else torch.empty(x.shape, dtype=torch.int16 if sid == 1 else torch.uint8, device=x.device)
     with _launch():
         _lif_fwd[(triton.cdiv(N, BLOCK),)](
-                x, beta, S, V, saved, T, N, float(q), float(theta), float(vr), _scalar(a), 127.0 / gmax if gmax > 0 else 0.0,
+                x, beta, 1 if beta.numel() > 1 else 0, S, V, saved, T, N, float(q), float(theta), float(vr), _scalar(a), 127.0 / gmax if gmax > 0 else 0.0,
             KIND=kind, DECAY_INPUT=bool(decay_input), HAS_VR=vr != 0.0, RESET=reset, KEEP=keep, STORE=sid, SG=sg, BLOCK=BLOCK,
         )
     return (saved.view(torch.bfloat16) if sid == 1 else saved), S, (V if keep else None)
@@ -242,7 +242,8 @@ def backward(saved: Tensor, gs: Tensor, gt: Tensor | None, beta: Tensor, theta: 
     sid, BLOCK = STORES[store], _block(N)
     with _launch():
         _lif_bwd[(triton.cdiv(N, BLOCK),)](
-            saved.view(torch.int16) if sid == 1 else saved, gs, gs if gt is None else gt, beta, gH, th, T, N,
+            saved.view(torch.int16) if sid == 1 else saved, gs, gs if gt is None else gt, beta, 1 if beta.numel() > 1 else 0,
+            gH, th, T, N,
             float(theta), float(vr), _scalar(a), gmax / 127.0,
             RESET=reset, DETACH=bool(detach), STORE=sid, SG=sg, HAS_TRACE=gt is not None, LEARN_THETA=learn_theta, BLOCK=BLOCK,
         )

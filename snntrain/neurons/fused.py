@@ -287,7 +287,9 @@ def decode(code: Tensor, storage: str, gmax: float, dtype: torch.dtype) -> tuple
 
 # ---------------------------------------------------------------- lif kind: three engines, one interface
 def _flat_beta(p: Any, x_seq: Tensor) -> Tensor:
-    return p.decay.detach().expand(x_seq.shape[1:]).contiguous().view(-1)
+    """The decay for the kernels: ``[1]`` (one for the layer) or one per element ``[N]``."""
+    beta = p.decay.detach()
+    return beta.reshape(1) if beta.numel() == 1 else beta.expand(x_seq.shape[1:]).contiguous().view(-1)
 
 
 class _Eager:
@@ -396,11 +398,11 @@ class _Cpu(_Kernel):
         gs = g_spikes.reshape(T, -1).contiguous()
         if meta.storage == "exact":
             gH, gth = self.module.backward(saved.reshape(T, -1), gs, gt, beta, float(k.threshold), RESET_IDS[k.reset],
-                                           k.detach, k.v_reset, self.sg, self.a)
+                                           k.detach, k.v_reset, self.sg, self.a, learn_theta)
         else:
             code = saved.view(torch.int16) if meta.storage == "bf16" else saved
             gH, gth = self.module.backward_compact(code.reshape(T, -1), gs, gt, beta, float(k.threshold), RESET_IDS[k.reset],
-                                                   k.detach, STORE_IDS[meta.storage], meta.gmax / 127.0)
+                                                   k.detach, STORE_IDS[meta.storage], meta.gmax / 127.0, learn_theta)
         return gH.view(g_spikes.shape), (-gth.view(g_spikes.shape[1:]) if learn_theta else None)
 
 
