@@ -182,13 +182,14 @@ def choose(neuron: SpikingNeuron, x_seq: Tensor) -> Runner:
         return partial(fused_run, engine=backend, storage=storage)
     notes: list[tuple[str, str]] = []
     chosen = "torch"
-    for b in (("triton", "fused") if x_seq.is_cuda else ("fused",)):
+    lif_now = neuron.fused == "lif" and not neuron.reset_delay
+    for b in (("triton", "fused") if x_seq.is_cuda and lif_now else ("fused",)):
         why = why_not(neuron, b, "exact", x_seq)
         if why is None:
             chosen = b
             break
         notes.append(why)
-    if chosen != "torch" and not (neuron.fused == "lif" and not neuron.reset_delay):
+    if not lif_now:
         chosen = "torch"  # measured: the generic fused form (per-step VJPs) is slower than the torch loop
     if storage != "exact":
         why = why_not(neuron, chosen, storage, x_seq)
