@@ -9,8 +9,9 @@ surrogate with alpha 2; direct encoding, the image repeated over T):
   pool after the first two, global average pool, linear 256-10; T=4, B=32;
 * C: B at T=16.
 
-Cases: ``snntrain-torch`` / ``snntrain-fused`` (the neuron backend; bit-packed synapse
-inputs on), ``snntrain-fused-nopack`` (bit packing off), ``snntorch`` (``Leaky``,
+Cases: ``snntrain-torch`` / ``snntrain-fused`` / ``snntrain-triton`` (CUDA) (the neuron
+backend; bit-packed synapse inputs on), ``snntrain-fused-nopack`` (bit packing off),
+``snntrain-<fused|triton>-bf16`` / ``-int8`` (``neuron.grad_storage``), ``snntorch`` (``Leaky``,
 its usual per-step loop), ``spikingjelly`` (multi-step ``LIFNode``, torch backend; cupy
 and triton too when on a GPU where they import), and ``ann`` (the same layers with ReLU on
 a ``[T*B, ...]`` batch: what the synapses alone cost). All cases run in one process,
@@ -44,12 +45,12 @@ WORKLOADS = {"A": dict(kind="mlp", T=25, B=128), "B": dict(kind="conv", T=4, B=3
 
 
 # ---------------------------------------------------------------- models
-def snntrain_model(kind: str, backend: str, pack: bool) -> nn.Module:
+def snntrain_model(kind: str, backend: str, pack: bool, storage: str = "exact") -> nn.Module:
     from snntrain import build
     from snntrain.layers.synapse import SeqWrap
 
     def lif(shape):
-        return build("neuron", "lif", context={"shape": shape}, decay=0.5, backend=backend)
+        return build("neuron", "lif", context={"shape": shape}, decay=0.5, backend=backend, grad_storage=storage)
 
     def seq(m):
         return SeqWrap(m, pack_spikes=pack)
@@ -149,13 +150,17 @@ def make_case(name: str, kind: str) -> nn.Module:
         return SnnTorchNet(kind)
     if name.startswith("spikingjelly"):
         return SpikingJellyNet(kind, name.split("-")[1] if "-" in name else "torch")
-    backend = name.split("-")[1]
-    return snntrain_model(kind, backend, pack="nopack" not in name)
+    backend, *opt = name.split("-")[1:]
+    storage = opt[0] if opt and opt[0] in ("bf16", "int8") else "exact"
+    return snntrain_model(kind, backend, pack="nopack" not in opt, storage=storage)
 
 
 def cases(device: str) -> list[str]:
-    names = ["ann", "snntrain-torch", "snntrain-fused", "snntrain-fused-nopack", "snntorch", "spikingjelly"]
+    ours = "snntrain-triton" if device == "cuda" else "snntrain-fused"
+    names = ["ann", "snntrain-torch", "snntrain-fused", "snntrain-fused-nopack", f"{ours}-bf16", f"{ours}-int8",
+             "snntorch", "spikingjelly"]
     if device == "cuda":
+        names[3:3] = ["snntrain-triton"]
         names += ["spikingjelly-cupy", "spikingjelly-triton"]
     return names
 
@@ -232,10 +237,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_workload(workload: str, rounds: int, device: str, threads: int) -> dict:
+def run_workload(workload: str, rounds: int, device: str, threads: int, only: list[str] | None = None) -> dict:
     w = WORKLOADS[workload]
     steps, saved, peak, times = {}, {}, {}, {}
-    for name in cases(device):
+    for name in cases(device) if only is None else ["ann", *only]:
         try:
             torch.manual_seed(0)
             model = make_case(name, w["kind"]).to(device)
@@ -282,6 +287,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cases", default=None, help="comma-separated subset of the cases (ann is always run)")
     ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -295,13 +301,13 @@ def main() -> None:
     print(f"machine: {machine}")
     results = []
     for wl in a.workloads.split(","):
-        r = run_workload(wl, a.rounds, a.device, a.threads)
+        r = run_workload(wl, a.rounds, a.device, a.threads, a.cases.split(",") if a.cases else None)
         results.append(r)
         print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']} ({a.rounds} rounds)")
         print(f"  {'case':24s} {'ms/step':>9s} {'x limit':>8s} {'saved MB':>9s} {'x limit':>8s} {'peak MB':>8s}")
         for name, c in r["cases"].items():
             print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {c['peak_MB']:8.1f}")
-    path = Path(__file__).parent / "results" / f"train_step_{a.device}.json"
+    path = Path(__file__).parent / "results" / f"train_step_{a.device}{'_partial' if a.cases else ''}.json"
     path.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"\nwritten to {path}")
 

@@ -112,6 +112,16 @@ class Surrogate(nn.Module):
             return self.grad, ()
         return type(self).derivative, tuple(getattr(self, a) for a in self.args)
 
+    def peak(self) -> float:
+        r"""The largest value of :math:`g'`: :math:`g'(0)`, where every built-in surrogate peaks.
+
+        The compact gradient storage (``neuron.grad_storage=int8``) quantises :math:`g'` on
+        :math:`[0, \mathrm{peak}]`; a surrogate that is negative somewhere, or largest away from
+        0, overrides this (and is stored with saturation otherwise).
+        """
+        derivative, args = self.spec()
+        return float(derivative(torch.zeros(()), *args))
+
     def grad(self, x: Tensor) -> Tensor:
         """:math:`g'(x)`, elementwise."""
         return type(self).derivative(x, *(getattr(self, a) for a in self.args))

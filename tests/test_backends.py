@@ -182,11 +182,11 @@ def test_cpu_kernel_is_used_for_lif_on_the_cpu(cpu_kernel):
     from snntrain.neurons import fused
 
     lif = build("neuron", "lif", backend="fused")
-    meta_cpu = fused._cpu_kernel(lif, lif.params(), torch.zeros(2, 1, 3))
-    assert (meta_cpu is not None) == (cpu_kernel == "kernel")
+    engine = fused._engine(lif, lif.params(), torch.zeros(2, 1, 3), "fused")
+    assert isinstance(engine, fused._Cpu) == (cpu_kernel == "kernel")
     user = build("neuron", "lif", backend="fused")
     user.surrogate.spec = lambda: (lambda x: torch.ones_like(x), ())  # a Python-only derivative: eager path
-    assert fused._cpu_kernel(user, user.params(), torch.zeros(2, 1, 3)) is None
+    assert fused._engine(user, user.params(), torch.zeros(2, 1, 3), "fused") is fused._Eager
 
 
 def test_backend_is_a_validated_config_key_of_every_neuron_that_has_a_loop():
@@ -194,7 +194,7 @@ def test_backend_is_a_validated_config_key_of_every_neuron_that_has_a_loop():
 
     rows = {r["name"]: r["args"] for r in describe("neuron")}
     assert all(args.get("backend") == "auto" for name, args in rows.items() if name != "leaky_parallel")
-    with pytest.raises(ConfigError, match=r"^neuron\.backend: expected one of 'auto', 'torch', 'fused'"):
+    with pytest.raises(ConfigError, match=r"^neuron\.backend: expected one of 'auto', 'torch', 'fused', 'triton'"):
         build("neuron", "lif", backend="cuda")
 
 

@@ -7,7 +7,9 @@ operations per time step, each a pass over the layer. This kernel does the whole
 in one pass per element, the loop over T inside, and the elements split across threads
 (``at::parallel_for``): forward :math:`H_t = C(V_{t-1}, I_t)`, :math:`S_t = [H_t \ge V_{th}]`,
 :math:`V_t = \mathrm{reset}(H_t, S_t)`; backward the reverse loop of
-:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`.
+:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`; ``backward_compact`` the same loop reading
+the compact codes of ``grad_storage=bf16|int8`` (derivative and spike in one code, see
+:mod:`snntrain.neurons.fused`) instead of :math:`H`.
 
 The forward is the same arithmetic as the torch backend, operation for operation,
 compiled with ``-ffp-contract=off`` (no fused multiply-adds), so spikes and membranes are
@@ -43,6 +45,7 @@ _SOURCE = r"""
 #include <vector>
 #include <atomic>
 #include <algorithm>
+#include <cstring>
 
 template <int SG>
 static inline float sg_grad(float x, float a) {
@@ -72,42 +75,59 @@ static inline float charge(float v, float x, float b, bool decay_input, bool has
   }
 }
 
+// Elements are processed in tiles of TILE (the membrane, the decay and the gradient carries of a tile stay in L1),
+// T inside each tile; tiles are split across threads. beta: [N], or [1] for one decay for the layer.
+constexpr int64_t TILE = 2048;
+
+struct Tile {
+  float buf[TILE];
+  const float* beta(const float* bp, int64_t nb, int64_t j0, int64_t n) {
+    if (nb != 1) return bp + j0;
+    std::fill(buf, buf + n, bp[0]);
+    return buf;
+  }
+};
+
 template <int KIND, int RESET>
-static void fwd_impl(const float* xp, const float* bp, float* hp, float* sp, float* vp, int64_t T, int64_t N,
+static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, float* sp, float* vp, int64_t T, int64_t N,
                      bool decay_input, float q, float theta, float vr) {
   const bool has_vr = vr != 0.0f;
-  at::parallel_for(0, N, 2048, [&](int64_t i0, int64_t i1) {
-    const int64_t n = i1 - i0;
-    std::vector<float> vbuf(n, vr);
-    float* v = vbuf.data();
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t o = t * N + i0;
-      const float* x = xp + o; const float* b = bp + i0;
-      float* h_out = hp + o; float* s_out = sp + o; float* v_out = vp ? vp + o : nullptr;
+  at::parallel_for(0, N, TILE, [&](int64_t i0, int64_t i1) {
+    Tile bt;
+    float v[TILE];
+    for (int64_t j0 = i0; j0 < i1; j0 += TILE) {
+      const int64_t n = std::min(TILE, i1 - j0);
+      const float* b = bt.beta(bp, nb, j0, n);
+      std::fill(v, v + n, vr);
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t o = t * N + j0;
+        const float* x = xp + o;
+        float* h_out = hp + o; float* s_out = sp + o;
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) {
-        float h = charge<KIND>(v[i], x[i], b[i], decay_input, has_vr, vr, q);
-        bool s = (h - theta) >= 0.0f;
-        h_out[i] = h; s_out[i] = s ? 1.0f : 0.0f;
-        float nv;
-        if constexpr (RESET == 0) nv = s ? h - theta : h;
-        else if constexpr (RESET == 1) nv = s ? vr : h;
-        else nv = h;
-        v[i] = nv;
+        for (int64_t i = 0; i < n; ++i) {
+          float h = charge<KIND>(v[i], x[i], b[i], decay_input, has_vr, vr, q);
+          bool s = (h - theta) >= 0.0f;
+          h_out[i] = h; s_out[i] = s ? 1.0f : 0.0f;
+          float nv;
+          if constexpr (RESET == 0) nv = s ? h - theta : h;
+          else if constexpr (RESET == 1) nv = s ? vr : h;
+          else nv = h;
+          v[i] = nv;
+        }
+        if (vp) std::copy(v, v + n, vp + o);
       }
-      if (v_out) std::copy(v, v + n, v_out);
     }
   });
 }
 
-// x: [T, N]; beta: [N]. Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
+// x: [T, N]; beta: [N] or [1]. Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
                                    double theta, int reset, double vr, bool keep) {
-  const int64_t T = x.size(0), N = x.size(1);
+  const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
   auto H = torch::empty_like(x), S = torch::empty_like(x);
   auto V = keep ? torch::empty_like(x) : torch::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
-#define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), H.data_ptr<float>(), S.data_ptr<float>(), \
+#define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, H.data_ptr<float>(), S.data_ptr<float>(), \
                                  vp, T, N, decay_input, (float)q, (float)theta, (float)vr)
 #define FWD_R(K) (reset == 0 ? FWD(K, 0) : reset == 1 ? FWD(K, 1) : FWD(K, 2))
   if (kind == 0) FWD_R(0); else if (kind == 1) FWD_R(1); else FWD_R(2);
@@ -116,43 +136,60 @@ std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind
   return {H, S, V};
 }
 
-template <int SG, int RESET>
-static void bwd_impl(const float* hp, const float* gp, const float* tp, const float* bp, float* op, float* thp,
-                     int64_t T, int64_t N, float theta, bool detach, float vr, float a) {
+// The reverse loop. LOAD(o + i, d, s, h) reads the derivative g'(z), the spike and (exact storage) H of one element.
+template <int RESET, typename Load>
+static void bwd_loop(Load load, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
+                     int64_t T, int64_t N, float theta, bool detach, float vr) {
   const float keep_s = detach ? 0.0f : 1.0f;  // the spike's gradient through the reset term
-  at::parallel_for(0, N, 2048, [&](int64_t i0, int64_t i1) {
-    const int64_t n = i1 - i0;
-    std::vector<float> gvbuf(n, 0.0f);
-    float* gv = gvbuf.data();
-    float* th = thp + i0; const float* b = bp + i0;
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const int64_t o = t * N + i0;
-      const float* h_in = hp + o; const float* gs = gp + o; const float* tr = tp ? tp + o : nullptr;
-      float* out = op + o;
-      if (tr) for (int64_t i = 0; i < n; ++i) gv[i] += tr[i];
+  at::parallel_for(0, N, TILE, [&](int64_t i0, int64_t i1) {
+    Tile bt;
+    float gv[TILE], th[TILE];
+    for (int64_t j0 = i0; j0 < i1; j0 += TILE) {
+      const int64_t n = std::min(TILE, i1 - j0);
+      const float* b = bt.beta(bp, nb, j0, n);
+      std::fill(gv, gv + n, 0.0f);
+      std::fill(th, th + n, 0.0f);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t o = t * N + j0;
+        const float* gs = gp + o; const float* tr = tp ? tp + o : nullptr;
+        float* out = op + o;
+        if (tr) for (int64_t i = 0; i < n; ++i) gv[i] += tr[i];
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) {
-        float h = h_in[i], z = h - theta, d = sg_grad<SG>(z, a);
-        bool s = z >= 0.0f;
-        float gV = gv[i], gS = gs[i], g;
-        if constexpr (RESET == 0) { gS -= keep_s * theta * gV; g = gV + gS * d; th[i] += gS * d + (s ? gV : 0.0f); }
-        else if constexpr (RESET == 1) { gS += keep_s * gV * (vr - h); g = (s ? 0.0f : gV) + gS * d; th[i] += gS * d; }
-        else { g = gV + gS * d; th[i] += gS * d; }
-        out[i] = g;
-        gv[i] = b[i] * g;
+        for (int64_t i = 0; i < n; ++i) {
+          float d, h; bool s;
+          load(o + i, d, s, h);
+          float gV = gv[i], gS = gs[i], g;
+          if constexpr (RESET == 0) { gS -= keep_s * theta * gV; g = gV + gS * d; th[i] += gS * d + (s ? gV : 0.0f); }
+          else if constexpr (RESET == 1) { gS += keep_s * gV * (vr - h); g = (s ? 0.0f : gV) + gS * d; th[i] += gS * d; }
+          else { g = gV + gS * d; th[i] += gS * d; }
+          out[i] = g;
+          gv[i] = b[i] * g;
+        }
       }
+      if (thp) std::copy(th, th + n, thp + j0);
     }
   });
 }
 
-// H, gs: [T, N]; gtrace: [T, N] or empty; beta: [N]. Returns dL/dH [T, N] and -dL/dtheta summed over t, per element [N]
+template <int SG, int RESET>
+static void bwd_impl(const float* hp, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
+                     int64_t T, int64_t N, float theta, bool detach, float vr, float a) {
+  auto load = [=](int64_t k, float& d, bool& s, float& h) {
+    h = hp[k]; float z = h - theta; d = sg_grad<SG>(z, a); s = z >= 0.0f;
+  };
+  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, vr);
+}
+
+// H, gs: [T, N]; gtrace: [T, N] or empty; beta: [N] or [1]. Returns dL/dH [T, N] and, if learn_theta, -dL/dtheta
+// summed over t, per element [N] (else empty)
 std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
-                                    double theta, int reset, bool detach, double vr, int sg, double a) {
-  const int64_t T = H.size(0), N = H.size(1);
-  auto gH = torch::empty_like(H), gth = torch::zeros({N}, H.options());
+                                    double theta, int reset, bool detach, double vr, int sg, double a, bool learn_theta) {
+  const int64_t T = H.size(0), N = H.size(1), nb = beta.numel();
+  auto gH = torch::empty_like(H), gth = torch::empty({learn_theta ? N : 0}, H.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
-#define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), \
-                                 gH.data_ptr<float>(), gth.data_ptr<float>(), T, N, (float)theta, detach, (float)vr, (float)a)
+  float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
+#define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, \
+                                 gH.data_ptr<float>(), thp, T, N, (float)theta, detach, (float)vr, (float)a)
 #define BWD_R(G) (reset == 0 ? BWD(G, 0) : reset == 1 ? BWD(G, 1) : BWD(G, 2))
   switch (sg) {
     case 0: BWD_R(0); break; case 1: BWD_R(1); break; case 2: BWD_R(2); break; case 3: BWD_R(3); break;
@@ -161,6 +198,42 @@ std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Te
   }
 #undef BWD_R
 #undef BWD
+  return {gH, gth};
+}
+
+// Compact storage (grad_storage bf16 / int8, see snntrain.neurons.fused): per element and step one code holding
+// the surrogate derivative d = g'(z) and the spike s. STORE 0: bf16 bits, sign bit = s, magnitude = d (RNE);
+// STORE 1: uint8, top bit = s, low 7 bits = round(d * 127 / gmax); scale = gmax / 127. (Zero reset: detach only.)
+template <int RESET, int STORE>
+static void bwdc_impl(const void* cp, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
+                      int64_t T, int64_t N, float theta, bool detach, float scale) {
+  auto load = [=](int64_t k, float& d, bool& s, float& h) {
+    h = 0.0f;
+    if constexpr (STORE == 0) {
+      uint16_t u = ((const uint16_t*)cp)[k];
+      uint32_t w = (uint32_t)(u & 0x7fffu) << 16;
+      std::memcpy(&d, &w, 4); s = (u >> 15) != 0;
+    } else {
+      uint8_t u = ((const uint8_t*)cp)[k];
+      d = (float)(u & 127) * scale; s = (u >> 7) != 0;
+    }
+  };
+  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, 0.0f);
+}
+
+std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
+                                            double theta, int reset, bool detach, int store, double scale, bool learn_theta) {
+  const int64_t T = code.size(0), N = code.size(1), nb = beta.numel();
+  auto gH = torch::empty_like(gs), gth = torch::empty({learn_theta ? N : 0}, gs.options());
+  const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
+  float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
+  const void* cp = code.data_ptr();
+  TORCH_CHECK(reset != 1 || detach, "compact storage with a zero reset needs detach_reset");
+#define BWDC(R, S) bwdc_impl<R, S>(cp, gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, gH.data_ptr<float>(), \
+                                   thp, T, N, (float)theta, detach, (float)scale)
+  if (store == 0) { if (reset == 0) BWDC(0, 0); else if (reset == 1) BWDC(1, 0); else BWDC(2, 0); }
+  else { if (reset == 0) BWDC(0, 1); else if (reset == 1) BWDC(1, 1); else BWDC(2, 1); }
+#undef BWDC
   return {gH, gth};
 }
 
@@ -202,6 +275,7 @@ torch::Tensor unpack(torch::Tensor packed, int64_t n) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
+  m.def("backward_compact", &backward_compact);
   m.def("pack_binary", &pack_binary);
   m.def("unpack", &unpack);
 }
@@ -225,11 +299,11 @@ def kernel() -> Any:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
         from torch.utils.cpp_extension import _get_build_directory, load_inline
 
-        if not any(Path(_get_build_directory("snntrain_cpu_v4", False)).glob("*.so")):
+        if not any(Path(_get_build_directory("snntrain_cpu_v6", False)).glob("*.so")):
             log.info("compiling snntrain's C++ CPU kernel (once per machine, about a minute; it is cached after; "
                      "SNNTRAIN_CPU_KERNEL=0 skips it and runs the same maths as PyTorch ops)")
         _KERNEL = load_inline(
-            "snntrain_cpu_v4", cpp_sources=_SOURCE,
+            "snntrain_cpu_v6", cpp_sources=_SOURCE,
             extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
             extra_ldflags=["-fopenmp"], verbose=False,
         )

@@ -32,7 +32,9 @@ Options shared by all neurons (snnTorch's names where it has them), defined once
   :math:`g S` (the reset uses :math:`S`);
 * ``inhibition``: per sample, only the neuron with the highest membrane may fire
   (winner-take-all over all features; meant for dense layers, as in snnTorch);
-* ``backend``: ``torch``, ``fused`` or ``auto`` (see :mod:`snntrain.neurons.fused`);
+* ``backend``: ``torch``, ``fused``, ``triton`` (CUDA) or ``auto`` (see :mod:`snntrain.neurons.fused`);
+* ``grad_storage``: ``exact``, or ``bf16`` / ``int8`` to keep the surrogate derivative for the
+  backward in 16 or 8 bits (fused and triton lif kind; see :mod:`snntrain.neurons.fused`);
 * ``state_quant`` (Python only, not a config key): a callable applied to the membrane
   after charging (e.g. a fake-quantizer), snnTorch's state-quantization hook.
 
@@ -61,9 +63,11 @@ from ..surrogates import ATan, Derivative, Surrogate, spike
 log = logging.getLogger(__name__)
 
 Reset = Literal["subtract", "zero", "none"]
-Backend = Literal["auto", "torch", "fused"]
+Backend = Literal["auto", "torch", "fused", "triton"]
+GradStorage = Literal["exact", "bf16", "int8"]
 RESETS = typing.get_args(Reset)
 BACKENDS = typing.get_args(Backend)
+GRAD_STORAGES = typing.get_args(GradStorage)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class SpikeOptions:
     learn_graded_spikes_factor: bool = False
     inhibition: bool = False
     backend: Backend = "auto"
+    grad_storage: GradStorage = "exact"
 
     def __post_init__(self) -> None:
         check(self.threshold > 0, "threshold", f"must be > 0, got {self.threshold}")
@@ -87,6 +92,7 @@ class SpikeOptions:
         check(g > 0, "graded_spikes_factor", f"must be > 0 (the spike amplitude), got {g}")
         check(self.reset in RESETS, "reset", f"must be one of {', '.join(RESETS)}, got {self.reset!r}")
         check(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check(self.grad_storage in GRAD_STORAGES, "grad_storage", f"must be one of {', '.join(GRAD_STORAGES)}, got {self.grad_storage!r}")
 
 
 _OPTION_HINTS = typing.get_type_hints(SpikeOptions)
@@ -261,14 +267,15 @@ class SpikingNeuron(nn.Module):
         self._param_or_buffer("graded_spikes_factor", opts.graded_spikes_factor, opts.learn_graded_spikes_factor)
         self.reset, self.v_reset, self.detach_reset = opts.reset, float(opts.v_reset), opts.detach_reset
         self.reset_delay, self.inhibition, self.backend = opts.reset_delay, opts.inhibition, opts.backend
+        self.grad_storage = opts.grad_storage
         self._graded = opts.learn_graded_spikes_factor or opts.graded_spikes_factor != 1.0
         self.state_quant: Callable[[Tensor], Tensor] | None = None
         self.recorder: dict[str, Tensor] | None = None  # set by record_states()
-        if opts.backend == "fused":  # fail at build time, before any model exists
+        if opts.backend != "auto":  # fail at build time, before any model exists
             from .fused import unsupported
 
-            why = unsupported(self)
-            check(why is None, why[0] if why else "", f"the fused backend cannot run this neuron: {why[1] if why else ''}; use backend torch or auto")
+            why = unsupported(self, opts.backend)
+            check(why is None, why[0] if why else "", f"the {opts.backend} backend cannot run this neuron: {why[1] if why else ''}")
 
     def _param_or_buffer(self, name: str, value: float | Tensor, learn: bool) -> None:
         t = _value(value, learn)
