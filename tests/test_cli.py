@@ -34,9 +34,10 @@ def test_vgg_sweep_over_every_norm_gives_one_run_dir_each(tmp_path):
     r = run_cli("-m", "model=vgg", f"norm={','.join(NORMS)}", "trainer.epochs=1", "trainer.progress=false",
                  "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    runs = sorted((tmp_path / "sweep").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
-    runs = [p for p in runs if p.name.isdigit()]
+    runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()]
+    runs.sort(key=lambda p: int(p.name.split("_")[0]))
     assert len(runs) == len(NORMS)
+    assert [p.name for p in runs] == [f"{i}_norm={n}" for i, n in enumerate(NORMS)]  # named by the overrides
     for run, norm in zip(runs, NORMS):
         metrics = assert_run_outputs(run)
         assert f"name: {norm}" in (run / ".hydra" / "config.yaml").read_text()

@@ -131,9 +131,10 @@ def test_sweep_records_a_failing_job_and_goes_on(tmp_path):
     status = {j["job"]: j["status"] for j in jobs}
     assert status == {0: "ok", 1: "failed", 2: "ok"}
     assert "neuron.decay" in next(j["error"] for j in jobs if j["job"] == 1)
-    for job in (0, 2):
-        assert strict_json(tmp_path / "sweep" / str(job) / "metrics.json")["status"] == "finished"
-    assert not (tmp_path / "sweep" / "1").exists()
+    for job, decay in ((0, "0.5"), (2, "0.9")):
+        run_dir = tmp_path / "sweep" / f"{job}_neuron.decay={decay},trainer.epochs=1"
+        assert strict_json(run_dir / "metrics.json")["status"] == "finished"
+    assert not (tmp_path / "sweep" / "1_neuron.decay=1.5,trainer.epochs=1").exists()
     assert "2 of 3 jobs ok, 1 failed" in r.stdout and "Traceback" not in r.stderr + r.stdout
 
 
