@@ -129,7 +129,7 @@ def test_every_neuron_trains_through_the_cli(tmp_path):
                      "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for i, name in enumerate(neurons):
-        run = tmp_path / "sweep" / str(i)
+        run = tmp_path / "sweep" / f"{i}_neuron={name},trainer.epochs=1"
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         assert assert_run_outputs(run)["epoch"] == 1
 
