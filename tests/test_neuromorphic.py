@@ -276,7 +276,7 @@ def test_cli_trains_one_epoch_on_every_neuromorphic_dataset(data_root, tmp_path)
                 f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for i, name in enumerate(names):
-        run = tmp_path / "sweep" / str(i)
+        run = next((tmp_path / "sweep").glob(f"{i}_dataset={name}*"))  # named by the overrides
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         assert json.loads((run / "metrics.json").read_text())["epoch"] == 1
 

@@ -252,7 +252,7 @@ def test_cli_sweep_trains_on_every_vision_dataset(data_root, tmp_path):
                 "trainer.limit_batches=2", "trainer.progress=false", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for i, name in enumerate(DATASETS):
-        run = tmp_path / "sweep" / str(i)
+        run = next((tmp_path / "sweep").glob(f"{i}_dataset={name}*"))  # named by the overrides
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["epoch"] == 1 and 0 <= metrics["test_acc"] <= 1
