@@ -37,7 +37,7 @@ def test_vgg_sweep_over_every_norm_gives_one_run_dir_each(tmp_path):
     runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()]
     runs.sort(key=lambda p: int(p.name.split("_")[0]))
     assert len(runs) == len(NORMS)
-    assert [p.name for p in runs] == [f"{i}_norm={n}" for i, n in enumerate(NORMS)]  # named by the overrides
+    assert [p.name for p in runs] == [f"{i}_model=vgg,norm={n},trainer.epochs=1" for i, n in enumerate(NORMS)]  # by overrides
     for run, norm in zip(runs, NORMS):
         metrics = assert_run_outputs(run)
         assert f"name: {norm}" in (run / ".hydra" / "config.yaml").read_text()
