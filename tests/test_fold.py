@@ -25,7 +25,7 @@ import snntrain
 from snntrain.layers import SeqWrap, avgpool2d, conv2d, flatten, linear
 from snntrain.layers.containers import SeqToANN
 from snntrain.models import SpikingNet, make_factories
-from snntrain.neurons.base import SpikingNeuron
+from .test_fold_layernorm import record_spikes
 from snntrain.norm.fold import fold_declaration, fold_model, fuse_conv_bn, is_norm
 
 T = 2
@@ -162,19 +162,7 @@ def train_steps(model: nn.Module, in_shape, batch: int = 8, steps: int = 3, seed
         opt.step()
 
 
-def record(model: nn.Module, x: torch.Tensor):
-    """Readout and, per neuron name, its (input current, spikes)."""
-    seen = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, inp, out, name=name: seen.__setitem__(name, (inp[0], out)))
-        for name, m in model.named_modules()
-        if isinstance(m, SpikingNeuron)
-    ]
-    with torch.no_grad():
-        out = model(x)
-    for h in hooks:
-        h.remove()
-    return out, seen
+record = record_spikes  # readout and, per neuron, its (input current, spikes)
 
 
 @pytest.mark.parametrize("norm", ["bn", "tdbn"])

@@ -288,9 +288,7 @@ class BPTT(TrainerBase):
     def evaluate(self, epoch: int, last: bool) -> dict[str, Any]:
         # deterministic: a stochastic encoder is seeded from the run's seed, so a checkpoint re-scores the same
         # (snntrain-eval), and evaluating leaves the training's random streams untouched
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(self.cfg["seed"])
+        with self.seeded(self.cfg["seed"]):
             test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device, self.reduce)
         silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
         if silent and not self.warned_silent:
@@ -304,15 +302,20 @@ class BPTT(TrainerBase):
                 "silent_layers": silent, "sops": test["sops"], "energy_uJ": test["energy_uJ"],
                 "activation_sparsity": test["activation_sparsity"]}
 
+    @contextlib.contextmanager
+    def seeded(self, seed: int):
+        """Random draws inside come from ``seed``; the run's own random streams (CPU, this GPU) are restored after."""
+        with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
     def log_epoch(self, writer: Any, epoch: int) -> None:
         """Spike rasters and membrane traces of 4 fixed test samples per stage; weight and gradient histograms."""
         from .dashboard import activity_images, log_histograms
 
         test = self.data.test
         x = torch.stack([test[i][0] for i in range(min(4, len(test)))]).to(self.device)
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # a fixed encoding; the run's random streams are untouched
-            torch.manual_seed(0)
+        with self.seeded(0):  # a fixed encoding; the run's random streams are untouched
             images = activity_images(self.model, self.encoder(x))
         for tag, img in images.items():
             writer.add_image(tag, img, epoch)
