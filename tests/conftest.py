@@ -5,6 +5,14 @@ import pytest
 from hydra import compose, initialize_config_module
 
 
+def pytest_sessionstart(session):
+    """Build the C++ CPU kernel once, in the foreground: runs started by the tests then load it instead of
+    starting a background build (see :mod:`snntrain.kernels.cpu`), and the kernel's tests test it."""
+    from snntrain.kernels.cpu import kernel
+
+    kernel(wait=True)
+
+
 def compose_cfg(*overrides: str):
     """The config ``snntrain <overrides>`` would run with (Hydra's compose API)."""
     with initialize_config_module(config_module="snntrain.configs", version_base=None):

@@ -58,3 +58,20 @@ def test_bundled_digits_equal_scikit_learns():
     ref = sklearn.load_digits()
     assert torch.equal(torch.tensor([r[:64] for r in rows]).view(-1, 8, 8), torch.tensor(ref.images, dtype=torch.float32))
     assert [int(r[64]) for r in rows] == ref.target.tolist()
+
+
+def test_help_lists_the_same_options_as_hydra():
+    """``--help`` lists options from the config folders; they must be exactly what Hydra would compose."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from snntrain.cli import group_options, help_text
+
+    with initialize_config_module(config_module="snntrain.configs", version_base=None):
+        loader = GlobalHydra.instance().config_loader()
+        hydra_groups = {g: sorted(loader.get_group_options(g)) for g in loader.list_groups("") if g != "hydra"}
+    assert group_options() == hydra_groups
+    text = help_text()
+    assert "$APP_CONFIG_GROUPS" not in text and "${" not in text
+    for group, options in hydra_groups.items():
+        assert f"\n{group}: {options[0]}" in text

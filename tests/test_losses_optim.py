@@ -1,6 +1,7 @@
 """Losses against hand-computed values (and snnTorch's where it has them); optimizer groups and schedules."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -102,3 +103,63 @@ def test_multistep_milestones():
         _lrs("multistep", milestones=[3, 2])
     with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs:"):
         _lrs("cosine", warmup_epochs=4)
+
+
+@pytest.mark.parametrize("name, args, torch_cls", [
+    ("adam", {"lr": 0.01, "weight_decay": 0.1}, torch.optim.Adam),
+    ("adamw", {"lr": 0.01, "weight_decay": 0.1}, torch.optim.AdamW),
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, torch.optim.SGD),
+])
+def test_optimizers_step_bitwise_like_torchs_own_classes(name, args, torch_cls):
+    """snntrain's optimizers skip torch.optim's eager torch._dynamo import; the updates and state are torch's."""
+    torch.manual_seed(0)
+    ours_model, ref_model = _bn_mlp(), _bn_mlp()
+    ref_model.load_state_dict(ours_model.state_dict())
+    ours = build("optimizer", name, context={"model": ours_model}, **args)
+    groups = [{**g, "params": [dict(ref_model.named_parameters())[n] for n, p in ours_model.named_parameters()
+                                 if any(p is q for q in g["params"])]} for g in ours.param_groups]
+    ref = torch_cls(groups)
+    assert isinstance(ours, torch_cls) and type(ours) is not torch_cls
+    for step in range(6):
+        grads = [torch.randn_like(p) for p in ours_model.parameters()]
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+        if step == 2:  # a checkpoint round trip in both directions keeps the runs together
+            ours_state, ref_state = copy.deepcopy(ours.state_dict()), copy.deepcopy(ref.state_dict())
+            ours.load_state_dict(ref_state)  # (copies: a loaded state dict shares its tensors)
+            ref.load_state_dict(ours_state)
+    for (n, a), b in zip(ours_model.named_parameters(), ref_model.parameters()):
+        assert torch.equal(a, b), n
+    sa, sb = ours.state_dict(), ref.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for k in sb["state"]:
+        for field, value in sb["state"][k].items():
+            assert torch.equal(torch.as_tensor(sa["state"][k][field]), torch.as_tensor(value)), (k, field)
+
+
+def test_a_run_never_imports_torch_dynamo_but_compiling_code_gets_torchs_wrappers():
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from snntrain import build
+from snntrain.models import make_factories
+model = torch.nn.Linear(3, 2)
+opt = build("optimizer", "adam", context={"model": model})
+sched = build("scheduler", "cosine", context={"optimizer": opt, "epochs": 3})
+model(torch.ones(1, 3)).sum().backward(); opt.step(); sched.step(); opt.zero_grad()
+opt.load_state_dict(opt.state_dict())
+print("before", "torch._dynamo" in sys.modules)
+import torch._dynamo
+calls = []
+real = torch._dynamo.disable
+torch._dynamo.disable = lambda *a, **k: calls.append(1) or real(*a, **k)
+model(torch.ones(1, 3)).sum().backward(); opt.step(); opt.zero_grad()
+print("after", len(calls) > 0)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["before", "False", "after", "True"], out.stderr

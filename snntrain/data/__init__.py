@@ -1,7 +1,8 @@
 """Datasets (registry kind ``dataset``) and encoders (kind ``encoder``).
 
 Every module in this package is imported here, so a new file that registers a dataset
-or encoder is available without further edits.
+or encoder is available without further edits; modules named ``_*`` (readers that pull in
+heavy libraries) are imported by the module that needs them, when it needs them.
 """
 import importlib
 import pkgutil
@@ -9,6 +10,7 @@ import pkgutil
 from .bundle import DataBundle
 
 for _m in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_m.name}")
+    if not _m.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = ["DataBundle"]

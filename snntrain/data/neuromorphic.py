@@ -45,10 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import tonic
-import tonic.datasets as tonic_datasets
 import torch
-from tonic.cached_dataset import DiskCachedDataset, load_from_disk_cache, save_to_disk_cache
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, check
@@ -61,51 +58,15 @@ from .split import stratified_split
 CACHE_FORMAT = 1
 
 
-# ------------------------------------------------------------------ tonic datasets, offline
-class _Offline:
-    """Mixin: trust the explicit file check done before construction (see the module doc);
-    and list samples sorted by path, so the order does not depend on the file system."""
-
-    def _check_exists(self) -> bool:
-        return True
-
-    def _sort_by_path(self, *extra: str) -> None:
-        order = sorted(range(len(self.data)), key=lambda i: self.data[i])
-        for name in ("data", "targets", *extra):
-            values = getattr(self, name)
-            setattr(self, name, [values[i] for i in order])
-
-
-class NMNIST(_Offline, tonic_datasets.NMNIST):
-    """tonic's N-MNIST reader; files under ``root/NMNIST`` (tonic uses the class name as folder)."""
-
-
-class DVSGesture(_Offline, tonic_datasets.DVSGesture):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._sort_by_path("users", "lighting")
-
-
-class CIFAR10DVS(_Offline, tonic_datasets.CIFAR10DVS):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._sort_by_path()
-
-
-class SHD(_Offline, tonic_datasets.SHD):
-    pass
-
-
-class SSC(_Offline, tonic_datasets.SSC):
-    pass
-
-
-_OFFLINE = {c.__name__: c for c in (NMNIST, DVSGesture, CIFAR10DVS, SHD, SSC)}
 
 
 def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset: str, download: bool,
           **kwargs: Any):
     """Construct tonic dataset ``cls_name`` under ``folder.parent``; download only when asked."""
+    import tonic.datasets as tonic_datasets
+
+    from ._tonic import OFFLINE
+
     root = str(folder.parent)
     missing = [e for e in expected if not (folder / e).exists()]
     if missing and download:
@@ -114,7 +75,7 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
         except Exception as err:  # network or disk trouble: say so without a traceback
             raise ConfigError(f"dataset.download: fetching {dataset} into {folder} failed: {err}") from None
     require_files(dataset, folder, expected, source)
-    ds = _OFFLINE[cls_name](root, **kwargs)
+    ds = OFFLINE[cls_name](root, **kwargs)
     if len(ds) == 0:
         raise ConfigError(
             f"dataset.root: {folder} has the folders/files {', '.join(expected)} but no samples in them. "
@@ -130,7 +91,8 @@ class Binning:
 
     def __init__(self, sensor: tuple[int, int, int], T: int, time_window: float | None = None,
                  denoise: float | None = None, size: int | None = None):
-        tf = tonic.transforms
+        import tonic.transforms as tf
+
         self.T, self.time_window = T, time_window
         self.steps: list[Callable] = []
         if denoise is not None:
@@ -144,6 +106,8 @@ class Binning:
         self.shape = (T, p, h, w) if h > 1 else (T, p, w)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
+        import tonic.transforms
+
         ToFrame = tonic.transforms.ToFrame  # looked up per call (tests count its calls)
         for step in self.steps:
             events = step(events)
@@ -186,23 +150,6 @@ class Augment:
 
 
 # ------------------------------------------------------------------ cache and split views
-class FrameCache(DiskCachedDataset):
-    """tonic's ``DiskCachedDataset`` (``<i>_0.hdf5`` per sample, tonic's save/load functions), except
-    that a sample is written to a temporary file and renamed, so parallel or interrupted runs never
-    leave a half-written sample, and that no copy index is drawn from numpy's global RNG."""
-
-    def __getitem__(self, item: int):
-        path = Path(self.cache_path) / f"{item}_0.hdf5"
-        try:
-            return load_from_disk_cache(path)
-        except (FileNotFoundError, OSError):
-            data, target = self.dataset[item]
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            save_to_disk_cache(data, target, file_path=tmp)
-            os.replace(tmp, path)
-            return data, target
-
-
 class FrameDataset(Dataset):
     """One split: ``source[indices[i]]`` (binned frames, cached or not) -> float32 tensor, int label."""
 
@@ -276,6 +223,8 @@ def _bundle(dataset: str, splits: dict[str, Any], sensor: tuple[int, int, int], 
         ds.transform = binning  # tonic applies it to the events it reads
     sources = dict(splits)
     if cache:
+        from ._tonic import FrameCache
+
         folder = cache_folder(splits, settings, cache_dir, root)
         sources = {split: FrameCache(dataset=ds, cache_path=str(folder / split)) for split, ds in splits.items()}
     augment = Augment(flip, translate) if (flip > 0 or translate > 0) else None

@@ -20,9 +20,15 @@ user-defined surrogate runs on the eager path.
 element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
 binary); ``unpack(packed, n)`` is the inverse, one pass.
 
-Built on first use with ``torch.utils.cpp_extension.load_inline`` (a C++ compiler is
-needed; the build is cached). Without a compiler, or with ``SNNTRAIN_CPU_KERNEL=0``, the
-eager fused path runs instead: :func:`kernel` returns None.
+**Building** (``torch.utils.cpp_extension.load_inline``; a C++ compiler is needed, the
+build is cached per machine under a name that hashes the source and flags). The build
+takes about a minute on 2 cores, longer than the whole default run, so a run never waits
+for it: the first run that wants the kernel starts the build in a background process
+(its log: ``build.log`` in the build folder) and itself runs the eager fused path, the
+same maths; later runs load the built kernel. ``kernel(wait=True)`` (tests, benchmarks,
+``python -m snntrain.kernels.cpu``) builds in the foreground. Without a compiler (the
+failed build leaves ``failed.txt``), or with ``SNNTRAIN_CPU_KERNEL=0``, :func:`kernel`
+returns None and the eager path runs.
 """
 from __future__ import annotations
 
@@ -283,31 +289,108 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
 _KERNEL: Any = None
 _TRIED = False
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 
-def kernel() -> Any:
-    """The compiled module (``forward``, ``backward``), or None where it cannot be built."""
+def _name() -> str:
+    import hashlib
+
+    return "snntrain_cpu_" + hashlib.sha1((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:12]
+
+
+def _cpp_extension() -> Any:
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
+    import torch.utils.cpp_extension
+
+    return torch.utils.cpp_extension
+
+
+def _build_dir() -> "Path":
+    from pathlib import Path
+
+    return Path(_cpp_extension()._get_build_directory(_name(), False))
+
+
+def _load() -> Any:
+    """Build (if needed) and load, always with the ``ninja`` package's binary.
+
+    torch runs whichever ``ninja`` comes first on PATH; two ninja versions discard each
+    other's build log (1.11 writes log v5, 1.13 log v7) and so rebuild the kernel from
+    scratch, a minute each time, whenever PATH changes between runs.
+    """
+    ext, path = _cpp_extension(), os.environ.get("PATH", "")
+    try:
+        import ninja
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + path
+    except ImportError:  # torch then uses the system's ninja
+        pass
+    try:
+        return ext.load_inline(_name(), cpp_sources=_SOURCE, extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"],
+                               verbose=False)
+    finally:
+        os.environ["PATH"] = path
+
+
+def _build_in_background(folder: "Path") -> None:
+    """Start ``python -m snntrain.kernels.cpu`` detached, unless a build is already running."""
+    import subprocess
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "building.pid"
+    try:
+        pid = int(marker.read_text())
+        os.kill(pid, 0)  # a build is running
+        return
+    except (OSError, ValueError):
+        pass
+    with open(folder / "build.log", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "snntrain.kernels.cpu"], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    marker.write_text(str(proc.pid))
+    log.info(f"compiling snntrain's C++ CPU kernel in the background (once per machine, about a minute; log: "
+             f"{folder / 'build.log'}); this run uses the same maths through PyTorch ops, later runs the kernel")
+
+
+def kernel(wait: bool = False) -> Any:
+    """The compiled module (``forward``, ``backward``, ...), or None: not built yet (a background build
+    is started, unless ``wait``: then it builds now), cannot be built, or ``SNNTRAIN_CPU_KERNEL=0``."""
     global _KERNEL, _TRIED
-    if _TRIED:
+    if _KERNEL is not None or (_TRIED and not wait):
         return _KERNEL
     _TRIED = True
     if os.environ.get("SNNTRAIN_CPU_KERNEL", "1") == "0":
         return None
     try:
-        from pathlib import Path
-
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
-        from torch.utils.cpp_extension import _get_build_directory, load_inline
-
-        if not any(Path(_get_build_directory("snntrain_cpu_v6", False)).glob("*.so")):
-            log.info("compiling snntrain's C++ CPU kernel (once per machine, about a minute; it is cached after; "
-                     "SNNTRAIN_CPU_KERNEL=0 skips it and runs the same maths as PyTorch ops)")
-        _KERNEL = load_inline(
-            "snntrain_cpu_v6", cpp_sources=_SOURCE,
-            extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"],
-            extra_ldflags=["-fopenmp"], verbose=False,
-        )
+        folder = _build_dir()
+        failed = folder / "failed.txt"
+        if failed.exists() and not wait:
+            return None
+        if not wait and not (folder / f"{_name()}.so").exists():
+            _build_in_background(folder)
+            return None
+        _KERNEL = _load()
     except Exception as e:  # no compiler, no headers: the eager path runs
         log.info("snntrain CPU kernels unavailable (%s: %s); the fused backend runs eagerly", type(e).__name__, e)
         _KERNEL = None
     return _KERNEL
+
+
+def _main() -> None:
+    """``python -m snntrain.kernels.cpu``: build the kernel now (what a run starts in the background)."""
+    folder = _build_dir()
+    try:
+        _load()
+    except Exception as e:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "failed.txt").write_text(f"{type(e).__name__}: {e}\n")
+        raise SystemExit(f"snntrain: the C++ CPU kernel did not build ({type(e).__name__}: {e}); runs use the "
+                         f"eager fused path. Delete {folder / 'failed.txt'} to try again.")
+    finally:
+        (folder / "building.pid").unlink(missing_ok=True)
+    print(f"built {_name()} in {folder}")
+
+
+if __name__ == "__main__":
+    _main()

@@ -368,7 +368,6 @@ class Run:
         from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only needed here
 
         cfg, lc, trainer = self.cfg, self.loop, self.trainer
-        self.t_start = time.perf_counter()
         self._copy_best()
         data = trainer.data
         order = EpochBatches(len(data.train), lc["batch_size"], cfg["seed"], lc["limit_batches"], self.d.rank,
@@ -382,6 +381,7 @@ class Run:
                        if self.d.main else _NoWriter())
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", len(self.history))
         trainer.start(self.writer, resumed=self.resumed is not None)
+        self.t_start = time.perf_counter()  # train_time_s: the epochs, after every set-up step (kernels included)
         try:
             for epoch in range(self.pos["epoch"], lc["epochs"]):
                 self._train_epoch(epoch, order, loader)

@@ -15,6 +15,8 @@ schedule proper then runs over the remaining epochs (``torch.optim.lr_scheduler`
 """
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any, Callable
 
 import torch
@@ -63,12 +65,74 @@ def _betas(betas: list[float]) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- optimizers
+def _raw(fn: Callable) -> Callable:
+    return inspect.unwrap(fn)
+
+
+class _WithoutDynamoImport:
+    """Mixin: torch.optim's methods, minus the ``torch._dynamo`` import while nothing has imported it.
+
+    torch.optim wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and
+    ``load_state_dict`` in ``torch._disable_dynamo`` and ``step`` in
+    ``_use_grad_for_differentiable`` so that ``torch.compile`` leaves them alone; each
+    wrapper imports ``torch._dynamo`` on its first call, eager or not. That import costs
+    about 2.5 s on 2 cores (three quarters of ``import torch``), in every run. Until some
+    other code has imported ``torch._dynamo`` nothing can be compiling, so these methods
+    call torch's unwrapped functions directly (``step`` under the grad mode the wrapper
+    sets: ``torch.set_grad_enabled(differentiable)``); once it is imported they are torch's
+    own. The arithmetic is torch's either way (``tests/test_optim.py`` checks bitwise
+    equality with the plain classes, state dicts included).
+    """
+
+    def _eager(self) -> bool:
+        return "torch._dynamo" not in sys.modules
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self._eager():
+            return _raw(torch.optim.Optimizer.add_param_group)(self, param_group)
+        return super().add_param_group(param_group)  # type: ignore[misc]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if self._eager():
+            return _raw(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+        return super().zero_grad(set_to_none)  # type: ignore[misc]
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._eager():
+            return _raw(torch.optim.Optimizer.state_dict)(self)
+        return super().state_dict()  # type: ignore[misc]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self._eager():
+            return _raw(torch.optim.Optimizer.load_state_dict)(self, state_dict)
+        return super().load_state_dict(state_dict)  # type: ignore[misc]
+
+    def step(self, closure: Callable[[], float] | None = None) -> Any:
+        base = next(c for c in type(self).__mro__ if c.__module__.startswith("torch.optim"))
+        if self._eager():
+            with torch.set_grad_enabled(self.defaults["differentiable"]):  # type: ignore[attr-defined]
+                return _raw(base.step)(self, closure)
+        return base.step(self, closure)
+
+
+class Adam(_WithoutDynamoImport, torch.optim.Adam):
+    """``torch.optim.Adam`` without the eager ``torch._dynamo`` import (see :class:`_WithoutDynamoImport`)."""
+
+
+class AdamW(_WithoutDynamoImport, torch.optim.AdamW):
+    """``torch.optim.AdamW`` without the eager ``torch._dynamo`` import (see :class:`_WithoutDynamoImport`)."""
+
+
+class SGD(_WithoutDynamoImport, torch.optim.SGD):
+    """``torch.optim.SGD`` without the eager ``torch._dynamo`` import (see :class:`_WithoutDynamoImport`)."""
+
+
 @register("optimizer", "adam")
 def adam(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0, betas: list[float] = (0.9, 0.999),  # type: ignore[assignment]
          decay_norm_and_bias: bool = False) -> torch.optim.Adam:
     """Adam (Kingma & Ba, 2015); ``weight_decay`` is L2 added to the gradient."""
     _checked(lr, weight_decay)
-    return torch.optim.Adam(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
+    return Adam(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
 
 
 @register("optimizer", "adamw")
@@ -76,7 +140,7 @@ def adamw(model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-2, betas:
           decay_norm_and_bias: bool = False) -> torch.optim.AdamW:
     r"""AdamW (Loshchilov & Hutter, ICLR 2019): decoupled decay, :math:`\theta \leftarrow \theta - \eta\lambda\theta` besides the Adam step."""
     _checked(lr, weight_decay)
-    return torch.optim.AdamW(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
+    return AdamW(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, betas=_betas(betas))
 
 
 @register("optimizer", "sgd")
@@ -86,7 +150,7 @@ def sgd(model: nn.Module, lr: float = 0.1, momentum: float = 0.9, weight_decay: 
     _checked(lr, weight_decay)
     check(0 <= momentum < 1, "momentum", f"must be in [0, 1), got {momentum}")
     check(not nesterov or momentum > 0, "nesterov", "needs momentum > 0")
-    return torch.optim.SGD(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, momentum=momentum,
+    return SGD(param_groups(model, weight_decay, decay_norm_and_bias), lr=lr, momentum=momentum,
                            nesterov=nesterov)
 
 
