@@ -50,7 +50,7 @@ from . import distributed
 from .config import check_resumable, validate
 from .distributed import SINGLE, Dist
 from .order import EpochBatches
-from .progress import EpochProgress
+from .progress import EpochProgress, clock, epochs_left
 from .rundir import RunDir
 from .schema import LOOP
 from .signals import StopSignals
@@ -294,6 +294,7 @@ class Run:
         accums = r.get("accum_ranks") or [r.get("accum", {})]
         self.accum: dict[str, Any] = dict(accums[d.rank] if len(accums) == d.world else accums[0])
         self.status = "running"
+        self.epoch_seconds: list[float] = []  # wall time of each epoch this process finished (for the ETAs)
         self._saved_step = self.pos["step"]
 
     # ---- checkpoints and metrics -------------------------------------------------------
@@ -384,8 +385,9 @@ class Run:
         self.t_start = time.perf_counter()  # train_time_s: the epochs, after every set-up step (kernels included)
         try:
             for epoch in range(self.pos["epoch"], lc["epochs"]):
+                t_epoch = time.perf_counter()
                 self._train_epoch(epoch, order, loader)
-                self._end_epoch(epoch)
+                self._end_epoch(epoch, t_epoch)
             self.status = "finished"
             metrics = self._write_metrics()
             self._log_hparams(metrics)
@@ -417,7 +419,8 @@ class Run:
         t0, n0 = time.perf_counter(), self.accum["n"]
         sums = self.accum["sums"]
         with EpochProgress(f"{trainer.title} {epoch + 1}/{lc['epochs']}", len(order),
-                           enabled=lc["progress"] and self.d.main) as bar:
+                           enabled=lc["progress"] and self.d.main, epochs_after=lc["epochs"] - epoch - 1,
+                           epoch_seconds=self.epoch_seconds) as bar:
             per_step = lc["accumulate_grad_batches"]
             for x, y in loader:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -473,7 +476,7 @@ class Run:
             self.signals.received,  # type: ignore[arg-type]
         )
 
-    def _end_epoch(self, epoch: int) -> None:
+    def _end_epoch(self, epoch: int, t_epoch: float) -> None:
         lc, trainer = self.loop, self.trainer
         last = epoch + 1 == lc["epochs"]
         test = trainer.evaluate(epoch, last)
@@ -504,7 +507,10 @@ class Run:
         if is_best and self.d.main:
             checkpoint.link(self.ckpt_dir / checkpoint.LAST, self.ckpt_dir / checkpoint.BEST)
         self._write_metrics()
-        log.info(f"{trainer.title} {epoch + 1}/{lc['epochs']}  {trainer.summary(record)}")
+        self.epoch_seconds.append(time.perf_counter() - t_epoch)
+        left = lc["epochs"] - epoch - 1
+        eta = f"  eta {clock(epochs_left(left, self.epoch_seconds))}" if left else ""
+        log.info(f"{trainer.title} {epoch + 1}/{lc['epochs']}  {trainer.summary(record)}{eta}")
         if self._signalled():
             self._stop_for_signal()
 
