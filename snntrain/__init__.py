@@ -5,6 +5,7 @@ Python API::
     import snntrain
     snntrain.available("norm")                  # ['bn', 'bntt', 'layernorm', 'neunorm', 'none', 'tdbn', 'tebn']
     lif = snntrain.build("neuron", "lif", decay=0.9)
+    cfg = snntrain.compose("trainer.epochs=1")  # the config `snntrain trainer.epochs=1` runs
     snntrain.train(cfg, run_dir="outputs/mine")  # what the `snntrain` command runs
 
 ``import snntrain`` is quick: torch and the components are imported on first use (the
@@ -29,9 +30,13 @@ def __getattr__(name: str) -> Any:
         from .training import train
 
         return train
+    if name == "compose":
+        from .cli import compose
+
+        return compose
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'snntrain' has no attribute {name!r}")
 
 
-__all__ = ["ConfigError", "available", "build", "describe", "train", "__version__"]
+__all__ = ["ConfigError", "available", "build", "compose", "describe", "train", "__version__"]

@@ -99,6 +99,25 @@ def _hydra_main(cfg: DictConfig) -> float:
     return objective(cfg, metrics)
 
 
+def compose(*overrides: str) -> DictConfig:
+    """The config ``snntrain <overrides>`` runs with, composed by Hydra from ``configs/`` (no run directory).
+
+    ``snntrain.compose("model=vgg", "norm=tebn", "trainer.epochs=1")``; a bad override raises
+    :class:`~snntrain.errors.ConfigError` with Hydra's message.
+    """
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    if GlobalHydra.instance().is_initialized():  # e.g. called from inside a Hydra app
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="snntrain.configs", version_base=None):
+            return hydra_compose(config_name="train", overrides=list(overrides))
+    except HydraException as err:
+        raise ConfigError(str(err)) from None
+
+
 def objective(cfg: DictConfig, metrics: dict | None) -> float:
     """The run's ``optimized_metric`` (what a sweeper such as Optuna optimises); nan if the run failed."""
     value = (metrics or {}).get(str(cfg.get("optimized_metric", "test_acc")))
