@@ -293,9 +293,15 @@ _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 
 def _name() -> str:
+    """``snntrain_cpu_<hash>`` of the source, the flags and the torch it builds against: a changed kernel
+    or another environment (another venv's torch headers) gets its own build, never a stale or foreign one."""
     import hashlib
+    import sys
 
-    return "snntrain_cpu_" + hashlib.sha1((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:12]
+    import torch
+
+    key = "\n".join([_SOURCE, " ".join(_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version])
+    return "snntrain_cpu_" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 def _cpp_extension() -> Any:
