@@ -20,7 +20,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, overrides: list[str], run_dir: str) -> None:
+def _worker(rank: int, world: int, port: int, jobs: list[tuple[list[str], str]]) -> None:
+    """One rank: each job's run, one after the other, in one process group (one spawn for many runs)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -28,14 +29,17 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], run_dir: str
     from tests.conftest import compose_cfg
 
     try:
-        train(compose_cfg(*overrides), run_dir)
+        for overrides, run_dir in jobs:
+            train(compose_cfg(*overrides), run_dir)
     finally:
         distributed.shutdown(distributed.from_env())
 
 
-def run_ddp(overrides: list[str], run_dir: Path, world: int = 2) -> dict:
-    torch.multiprocessing.spawn(_worker, args=(world, _free_port(), overrides, str(run_dir)), nprocs=world)
-    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+def run_ddp(jobs: dict[str, list[str]], root: Path, world: int = 2) -> dict[str, dict]:
+    """Each job (name -> overrides) trained by ``world`` processes; name -> its last checkpoint."""
+    spec = [(overrides, str(root / name)) for name, overrides in jobs.items()]
+    torch.multiprocessing.spawn(_worker, args=(world, _free_port(), spec), nprocs=world)
+    return {name: torch.load(root / name / "checkpoints" / "last.pt", weights_only=True) for name in jobs}
 
 
 def run_single(overrides: list[str], run_dir: Path) -> dict:
@@ -59,39 +63,50 @@ def max_diff(a: dict, b: dict) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
 
 
-@pytest.mark.parametrize("norm", ["none", "bn", "bntt", "tdbn", "tebn"])
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, norm):
-    overrides = [*FAST, f"norm={norm}", "trainer.sync_norm=true"]
-    ddp = run_ddp(overrides, tmp_path / "ddp")
-    one = run_single(overrides, tmp_path / "one")
-    assert ddp["position"]["step"] == one["position"]["step"] == 6
-    assert not any(k.startswith("module.") for k in ddp["model"])  # the unwrapped model
-    assert max_diff(ddp["model"], one["model"]) <= 1e-5  # weights and BN running statistics
-    assert ddp["history"][-1]["test_acc"] == pytest.approx(one["history"][-1]["test_acc"], abs=1e-9)
-    assert ddp["history"][-1]["train_loss"] == pytest.approx(one["history"][-1]["train_loss"], rel=1e-5)
-    assert ddp["world_size"] == 2 and len(ddp["rng_ranks"]) == 2
-    files = sorted(p.name for p in (tmp_path / "ddp" / "tensorboard").iterdir())
+NORMS = ["none", "bn", "bntt", "tdbn", "tebn"]
+JOBS = {
+    **{norm: [*FAST, f"norm={norm}", "trainer.sync_norm=true"] for norm in NORMS},
+    "tbptt": [*FAST, "norm=bntt", "trainer.sync_norm=true", "trainer.tbptt_steps=2"],
+    "unsynced": [*FAST, "norm=bn", "trainer.sync_norm=false"],
+    "one_epoch": [*FAST, "norm=bn", "trainer.sync_norm=true", "trainer.epochs=1"],
+}
+
+
+@pytest.fixture(scope="module")
+def ddp(tmp_path_factory):
+    """Every two-process run of this module, in one spawn (each process imports torch once, not once a test)."""
+    root = tmp_path_factory.mktemp("ddp")
+    return root, run_ddp(JOBS, root)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_two_processes_equal_one_with_the_same_global_batch(ddp, tmp_path, norm):
+    root, runs = ddp
+    two = runs[norm]
+    one = run_single(JOBS[norm], tmp_path / "one")
+    assert two["position"]["step"] == one["position"]["step"] == 6
+    assert not any(k.startswith("module.") for k in two["model"])  # the unwrapped model
+    assert max_diff(two["model"], one["model"]) <= 1e-5  # weights and BN running statistics
+    assert two["history"][-1]["test_acc"] == pytest.approx(one["history"][-1]["test_acc"], abs=1e-9)
+    assert two["history"][-1]["train_loss"] == pytest.approx(one["history"][-1]["train_loss"], rel=1e-5)
+    assert two["world_size"] == 2 and len(two["rng_ranks"]) == 2
+    files = sorted(p.name for p in (root / norm / "tensorboard").iterdir())
     assert len(files) == 1  # one event file: rank 0 alone writes
 
 
-def test_truncated_bptt_in_two_processes_equals_one(tmp_path):
+def test_truncated_bptt_in_two_processes_equals_one(ddp, tmp_path):
     """Chunks with DDP: gradients all-reduced once, after the last chunk's backward."""
-    overrides = [*FAST, "norm=bntt", "trainer.sync_norm=true", "trainer.tbptt_steps=2"]
-    ddp = run_ddp(overrides, tmp_path / "ddp")
-    one = run_single(overrides, tmp_path / "one")
-    assert max_diff(ddp["model"], one["model"]) <= 1e-5
+    assert max_diff(ddp[1]["tbptt"]["model"], run_single(JOBS["tbptt"], tmp_path / "one")["model"]) <= 1e-5
 
 
-def test_without_sync_norm_batch_statistics_are_per_process(tmp_path):
+def test_without_sync_norm_batch_statistics_are_per_process(ddp, tmp_path):
     """The check above can fail: unsynchronised BN (each process its half-batch) gives other weights."""
-    overrides = [*FAST, "norm=bn", "trainer.sync_norm=false"]
-    assert max_diff(run_ddp(overrides, tmp_path / "ddp")["model"], run_single(overrides, tmp_path / "one")["model"]) > 1e-4
+    assert max_diff(ddp[1]["unsynced"]["model"], run_single(JOBS["unsynced"], tmp_path / "one")["model"]) > 1e-4
 
 
-def test_a_checkpoint_of_two_processes_resumes_in_one(tmp_path):
+def test_a_checkpoint_of_two_processes_resumes_in_one(ddp, tmp_path):
     overrides = [*FAST, "norm=bn", "trainer.sync_norm=true"]
-    run_ddp([*overrides, "trainer.epochs=1"], tmp_path / "ddp")
-    one = run_single([*overrides, f"resume={tmp_path / 'ddp'}"], tmp_path / "resumed")
+    one = run_single([*overrides, f"resume={ddp[0] / 'one_epoch'}"], tmp_path / "resumed")
     assert one["epoch"] == 2 and one["position"]["step"] == 6
 
 
