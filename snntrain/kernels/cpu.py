@@ -21,7 +21,8 @@ element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it 
 binary); ``unpack(packed, n)`` is the inverse, one pass.
 
 **Building** (``torch.utils.cpp_extension.load_inline``; a C++ compiler is needed, the
-build is cached per machine under a name that hashes the source and flags). The build
+build is cached under a name that hashes the source, the flags and the torch it builds
+against, so each environment has its own). The build
 takes about a minute on 2 cores, longer than the whole default run, so a run never waits
 for it: the first run that wants the kernel starts the build in a background process
 (its log: ``build.log`` in the build folder) and itself runs the eager fused path, the
@@ -355,7 +356,7 @@ def _build_in_background(folder: "Path") -> None:
         proc = subprocess.Popen([sys.executable, "-m", "snntrain.kernels.cpu"], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     marker.write_text(str(proc.pid))
-    log.info(f"compiling snntrain's C++ CPU kernel in the background (once per machine, about a minute; log: "
+    log.info(f"compiling snntrain's C++ CPU kernel in the background (once per environment, about a minute; log: "
              f"{folder / 'build.log'}); this run uses the same maths through PyTorch ops, later runs the kernel")
 
 
