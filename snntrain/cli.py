@@ -106,11 +106,8 @@ def compose(*overrides: str) -> DictConfig:
     :class:`~snntrain.errors.ConfigError` with Hydra's message.
     """
     from hydra import compose as hydra_compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    if GlobalHydra.instance().is_initialized():  # e.g. called from inside a Hydra app
-        GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="snntrain.configs", version_base=None):
             return hydra_compose(config_name="train", overrides=list(overrides))
@@ -151,7 +148,11 @@ def help_text() -> str:
 
 
 def _asks_for_help(argv: list[str]) -> bool:
-    return any(a in ("--help", "-h") for a in argv) and "--hydra-help" not in argv
+    """``--help`` about the packaged configs (with ``--config-dir`` or a search path, Hydra's own help lists
+    the user's options too)."""
+    others = ("--hydra-help", "--config-dir", "-cd", "--config-path", "-cp")
+    return (any(a in ("--help", "-h") for a in argv) and not any(a.split("=")[0] in others for a in argv)
+            and not any(a.startswith("hydra.searchpath") for a in argv))
 
 
 def main() -> None:

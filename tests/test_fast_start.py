@@ -75,3 +75,12 @@ def test_help_lists_the_same_options_as_hydra():
     assert "$APP_CONFIG_GROUPS" not in text and "${" not in text
     for group, options in hydra_groups.items():
         assert f"\n{group}: {options[0]}" in text
+
+
+def test_user_config_dirs_get_hydras_own_help():
+    from snntrain.cli import _asks_for_help
+
+    assert _asks_for_help(["--help"]) and _asks_for_help(["model=vgg", "-h"])
+    for argv in (["--config-dir", "mine", "--help"], ["-cd", "mine", "-h"], ["--config-dir=mine", "--help"],
+                 ["hydra.searchpath=[file://mine]", "--help"], ["--hydra-help"]):
+        assert not _asks_for_help(argv), argv  # Hydra lists the user's own options too
