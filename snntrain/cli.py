@@ -32,11 +32,15 @@ def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dic
     Errors are printed as one paragraph (no traceback). A run that never started
     removes ``run_dir`` (and its parent) again if they are left empty.
     """
-    from .training import train
     from .training.rundir import remove_if_empty
+    from .training.schema import precheck
 
     run_dir = Path(run_dir)
     try:
+        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        precheck(plain)  # the mistakes that need no component are refused before torch is imported
+        from .training import train
+
         metrics = train(cfg, run_dir, run_files=files, command=command)
     except ConfigError as err:
         message, code = f"snntrain: error: {err}", err.exit_code

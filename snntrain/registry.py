@@ -101,7 +101,8 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
 
 
 #: the modules whose import registers the built-in components (imported on the first query)
-COMPONENT_MODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training")
+COMPONENT_MODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training.losses",
+                     "training.optim", "training.bptt", "training.stdp")
 _loaded = False
 
 

@@ -42,6 +42,16 @@ def test_hydra_level_config_errors_come_without_torch(args, said):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("args, said", [(("T=0",), "T: expected an integer >= 1"),
+                                        (("trainer.progress=maybe",), "trainer.progress:"),
+                                        (("+foo=1",), "foo"), (("device=gpu",), "device: must be")])
+def test_schema_errors_come_without_torch(args, said):
+    """Mistakes that need no registered component are refused before torch is imported (exit 2, one line)."""
+    out = _run(*args)
+    assert "TORCH False" in out.stderr and "EXIT 2" in out.stderr, out.stderr
+    assert f"snntrain: error: {said}" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_import_snntrain_is_lazy():
     code = "import sys, snntrain; a = 'torch' in sys.modules; snntrain.available('norm'); print(a, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

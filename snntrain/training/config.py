@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import entry
-from .schema import GRADIENT_KEYS, GROUPS, LOOP, RESUME_MAY_DIFFER, TOP, check_section, unknown_key
+from .schema import GRADIENT_KEYS, LOOP, RESUME_MAY_DIFFER, TOP, check_section, precheck
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,7 @@ def section_args(section: dict[str, Any]) -> dict[str, Any]:
 
 def validate(cfg: dict[str, Any]) -> RunSpec:
     """Raise :class:`ConfigError` naming the first bad key; return the checked run settings."""
-    for key in cfg:
-        if key not in TOP and key not in GROUPS:
-            raise unknown_key("", key, [*TOP, *GROUPS], "the snntrain config")
-    for group in GROUPS:
-        section = cfg.get(group)
-        if not isinstance(section, dict) or "name" not in section:
-            raise ConfigError(
-                f"{group}: the config has no {group} section with a 'name'. Choose one with {group}=<name> "
-                f"(see `snntrain-list {group}`)."
-            )
-    check_section({k: v for k, v in cfg.items() if k in TOP}, TOP, "", "the snntrain config")
+    precheck(cfg)
     tc = cfg["trainer"]
     trainer = entry("trainer", tc["name"]).name  # unknown names: an error listing the trainers
     own = [p.name for p in entry("trainer", trainer).user_params()]
@@ -67,8 +57,6 @@ def validate(cfg: dict[str, Any]) -> RunSpec:
                 f"set trainer.num_workers >= 1 or leave trainer.{key} at {str(unset).lower() if unset is False else 'null'}."
             )
     device = cfg["device"]
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {device} was asked for but torch sees no CUDA device here; use device=cpu or device=auto.")
     return RunSpec(loop=loop, trainer=trainer, trainer_args={k: v for k, v in tc.items() if k in own})

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def from_env() -> Dist:
 
 def setup(device: str) -> tuple[Dist, torch.device]:
     """Join the process group if torchrun started this process; the device this process trains on."""
+    import torch
     import torch.distributed as td
 
     d = from_env()
@@ -116,6 +118,8 @@ def any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
     """Whether ``flag`` is true on any rank (a collective: every rank must call it)."""
     if not d.enabled:
         return flag
+    import torch
+
     return bool(all_sum(torch.tensor([float(flag)], device=device), d) > 0)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import checkpoint
 
 LOCK = ".snntrain.lock"
 LOG_NAME = "train.log"
@@ -48,6 +47,8 @@ class RunDir:
 
     # ---- claim ------------------------------------------------------------------------
     def _holds_other_run(self) -> bool:
+        from . import checkpoint
+
         if not (self.ckpt_dir / checkpoint.LAST).exists():
             return False
         own = self.resumed and Path(self.resumed["path"]).parent == self.ckpt_dir.resolve()
@@ -109,6 +110,8 @@ class RunDir:
     # ---- accept -----------------------------------------------------------------------
     def accept(self, files: dict[str, str] | None = None) -> None:
         """The run is valid: clean up after killed runs, write ``files`` (relative path -> text), start train.log."""
+        from . import checkpoint
+
         checkpoint.remove_stale_temporaries(self.ckpt_dir)
         for rel, text in (files or {}).items():
             target = self.path / rel

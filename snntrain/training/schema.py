@@ -103,3 +103,30 @@ def check_section(values: dict[str, Any], schema: dict[str, Key], prefix: str, w
     for k, key in schema.items():
         check_value(prefix + k, out[k], key)
     return out
+
+
+def precheck(cfg: dict[str, Any]) -> None:
+    """The checks that need no registered component, so no torch: top-level keys and values, a section
+    with a ``name`` for each group, the values of the shared ``trainer.*`` keys and ``device``'s form.
+
+    The command line runs this before importing torch, so these mistakes are refused in well
+    under a second; :func:`snntrain.training.config.validate` runs it first too, then the checks
+    that need the registry (trainer names and arguments, the optimized metric, ...).
+    """
+    for key in cfg:
+        if key not in TOP and key not in GROUPS:
+            raise unknown_key("", key, [*TOP, *GROUPS], "the snntrain config")
+    for group in GROUPS:
+        section = cfg.get(group)
+        if not isinstance(section, dict) or "name" not in section:
+            raise ConfigError(
+                f"{group}: the config has no {group} section with a 'name'. Choose one with {group}=<name> "
+                f"(see `snntrain-list {group}`)."
+            )
+    check_section({k: v for k, v in cfg.items() if k in TOP}, TOP, "", "the snntrain config")
+    for k, value in cfg["trainer"].items():  # unknown trainer keys need the trainer's own arguments: later
+        if k in LOOP:
+            check_value(f"trainer.{k}", value, LOOP[k])
+    device = cfg["device"]
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
