@@ -217,21 +217,63 @@ def plain_math(text: str) -> str:
     return text.replace("``", "")
 
 
+def component_rows(kind: str | None = None) -> list[dict[str, Any]]:
+    """:func:`snntrain.describe` rows with each default as its ``repr`` (``args``), from a cache when it is fresh.
+
+    Describing the components means importing them, torch included (3-4 s). The rows are
+    cached in ``$XDG_CACHE_HOME/snntrain`` (``~/.cache/snntrain``) under a key made of every
+    source file's path, size and modification time and torch's version, so a changed
+    component or another torch is described afresh; the first ``snntrain-list`` pays once.
+    """
+    import hashlib
+    import json
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkg = Path(__file__).resolve().parent
+    key = hashlib.sha1()
+    for f in sorted(pkg.rglob("*.py")):
+        st = f.stat()
+        key.update(f"{f.relative_to(pkg)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    try:
+        key.update(version("torch").encode())
+    except PackageNotFoundError:
+        pass
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "snntrain"
+    cache = folder / f"components-{key.hexdigest()[:16]}.json"
+    try:
+        rows = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        from . import describe
+
+        rows = [{**r, "args": {k: repr(v) for k, v in r["args"].items()}} for r in describe()]
+        try:  # best effort: a read-only home only costs the next call the import
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(rows))
+            os.replace(tmp, cache)
+            for old in folder.glob("components-*.json"):  # descriptions of sources that changed since
+                if old != cache:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return [r for r in rows if kind is None or r["kind"] == kind]
+
+
 def list_main(argv: list[str] | None = None) -> None:
     """Entry point of ``snntrain-list``: every kind, name and argument with its default."""
-    from . import describe
     from .registry import KINDS
 
     parser = argparse.ArgumentParser(prog="snntrain-list", description=list_main.__doc__)
     parser.add_argument("kind", nargs="?", choices=list(KINDS), help="only this kind")
     parser.add_argument("--markdown", action="store_true", help="print the README's component table")
     args = parser.parse_args(argv)
-    rows = describe(args.kind)
+    rows = component_rows(args.kind)
     if args.markdown:
         print("| kind | name | what it is | arguments (defaults) |")
         print("|---|---|---|---|")
         for r in rows:
-            arg_text = ", ".join([f"`{k}` (required)" for k in r["required"]] + [f"`{k}={v!r}`" for k, v in r["args"].items()])
+            arg_text = ", ".join([f"`{k}` (required)" for k in r["required"]] + [f"`{k}={v}`" for k, v in r["args"].items()])
             summary = _markdown(r["summary"])
             print(f"| {r['kind']} | `{r['name']}` | {summary} | {arg_text} |")
         return
@@ -245,7 +287,7 @@ def list_main(argv: list[str] | None = None) -> None:
         name_w = max((len(r["name"]) for r in mine), default=0) + 2
         indent = " " * (2 + name_w)
         for r in mine:
-            arg_text = ", ".join([f"{k} (required)" for k in r["required"]] + [f"{k}={v!r}" for k, v in r["args"].items()])
+            arg_text = ", ".join([f"{k} (required)" for k in r["required"]] + [f"{k}={v}" for k, v in r["args"].items()])
             print(textwrap.fill(plain_math(r["summary"]), width, initial_indent=f"  {r['name']:<{name_w}}",
                                 subsequent_indent=indent))
             if arg_text:

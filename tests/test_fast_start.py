@@ -94,3 +94,25 @@ def test_user_config_dirs_get_hydras_own_help():
     for argv in (["--config-dir", "mine", "--help"], ["-cd", "mine", "-h"], ["--config-dir=mine", "--help"],
                  ["hydra.searchpath=[file://mine]", "--help"], ["--hydra-help"]):
         assert not _asks_for_help(argv), argv  # Hydra lists the user's own options too
+
+
+def test_snntrain_list_cache_gives_the_fresh_text_and_follows_the_sources(tmp_path, monkeypatch, capsys):
+    """snntrain-list reads cached descriptions (no torch) that print exactly like freshly imported ones."""
+    from snntrain import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cli.list_main(["--markdown"])
+    fresh = capsys.readouterr().out
+    cache = list((tmp_path / "snntrain").glob("components-*.json"))
+    assert len(cache) == 1
+    out = subprocess.run([sys.executable, "-c", "import sys; from snntrain.cli import list_main; list_main(['--markdown']);"
+                          " print('TORCH', 'torch' in sys.modules, file=sys.stderr)"],
+                         capture_output=True, text=True, env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert out.stdout == fresh and "TORCH False" in out.stderr
+    cache[0].write_text("[]")  # a stale description would be printed as it is ...
+    cli.list_main(["--markdown"])
+    assert capsys.readouterr().out.count("\n") == 2
+    monkeypatch.setattr(cli.Path, "rglob", lambda self, pat: [*cli.Path.glob(self, "*.py")][:3])  # ... until the sources change
+    cli.list_main(["--markdown"])
+    assert capsys.readouterr().out == fresh
+    assert len(list((tmp_path / "snntrain").glob("components-*.json"))) == 1  # the old one removed
