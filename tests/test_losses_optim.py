@@ -158,8 +158,11 @@ import torch._dynamo
 calls = []
 real = torch._dynamo.disable
 torch._dynamo.disable = lambda *a, **k: calls.append(1) or real(*a, **k)
+torch.optim.Adam([torch.nn.Parameter(torch.ones(1))])  # a plain instance hooks torch's own Adam.step too
+posts = []
+opt.register_step_post_hook(lambda *a: posts.append(1))
 model(torch.ones(1, 3)).sum().backward(); opt.step(); opt.zero_grad()
-print("after", len(calls) > 0)
+print("after", len(calls) > 0, "hooks", len(posts))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.stdout.split() == ["before", "False", "after", "True"], out.stderr
+    assert out.stdout.split() == ["before", "False", "after", "True", "hooks", "1"], out.stderr

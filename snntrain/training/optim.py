@@ -108,11 +108,13 @@ class _WithoutDynamoImport:
         return super().load_state_dict(state_dict)  # type: ignore[misc]
 
     def step(self, closure: Callable[[], float] | None = None) -> Any:
-        base = next(c for c in type(self).__mro__ if c.__module__.startswith("torch.optim"))
+        base = next(c for c in type(self).__mro__ if c.__module__.startswith("torch.optim")).step
         if self._eager():
             with torch.set_grad_enabled(self.defaults["differentiable"]):  # type: ignore[attr-defined]
-                return _raw(base.step)(self, closure)
-        return base.step(self, closure)
+                return _raw(base)(self, closure)
+        if getattr(base, "hooked", False):  # torch's class step, hooked once a plain instance existed: this
+            base = base.__wrapped__         # class's own step already runs the hooks (once, not twice)
+        return base(self, closure)
 
 
 class Adam(_WithoutDynamoImport, torch.optim.Adam):
