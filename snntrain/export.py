@@ -1,6 +1,6 @@
 r"""Export a trained network: NIR for neuromorphic tools, ONNX and ``torch.export`` for deployment.
 
-    snntrain-export outputs/2026-11-23/14-00-00 --format nir          # -> <run>/export/model.nir
+    snntrain-export outputs/2026-11-23/14-00-00 --format nir          # -> <run>/export/last.nir
     snntrain-export <run dir or .pt> --format onnx --out net.onnx
     snntrain-export <run dir> --format torch --checkpoint best dataset.root=/data
 
