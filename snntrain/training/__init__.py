@@ -11,15 +11,18 @@ import importlib
 from typing import Any
 
 _NAMES = {"TrainerBase": "engine", "build_trainer": "engine", "train": "engine", "evaluate": "bptt", "setup": "bptt"}
-_MODULES = ("bptt", "stdp", "losses", "optim", "engine", "checkpoint", "distributed", "schema", "config", "sops",
-            "dashboard", "progress", "rundir")
 
 
 def __getattr__(name: str) -> Any:
     if name in _NAMES:
         return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-    if name in _MODULES:
+    if name.startswith("__"):  # dunder probes (inspect, pickle): never a submodule
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:  # a submodule: snntrain.training.checkpoint, .sops, ...
         return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
