@@ -11,11 +11,10 @@ closest valid one as a hint.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..registry import _type_ok
 
 #: component groups of the top-level config (each a section with a ``name``)
@@ -30,6 +29,7 @@ class Key:
     default: Any
     help: str
     low: float | None = None
+    above: float | None = None  #: exclusive lower bound (a value that would mean "off" where null already does)
 
 
 TOP: dict[str, Key] = {
@@ -39,6 +39,9 @@ TOP: dict[str, Key] = {
     "resume": Key(Optional[str], None, "a run directory (or checkpoint file) to continue from"),
     "optimized_metric": Key(str, "test_acc", "the final metric a sweep's run returns (what Optuna optimises)"),
 }
+
+#: a seed inside a component section (e.g. ``dataset.split_seed``); null lets the component pick
+SEED = Key(Optional[int], None, "a random seed", low=0)
 
 LOOP: dict[str, Key] = {
     "epochs": Key(int, 30, "epochs in the whole run (raise it with resume= to extend a run)", low=1),
@@ -58,7 +61,8 @@ LOOP: dict[str, Key] = {
                      "32 | bf16-mixed | 16-mixed (autocast; fp16 with a gradient scaler)"),
     "compile": Key(bool, False, "compile the model with torch.compile (falls back to eager with a message)"),
     "accumulate_grad_batches": Key(int, 1, "batches whose gradients add up to one optimizer step", low=1),
-    "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off)", low=0),
+    "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off; 0 is refused, it "
+                             "would zero every step)", above=0),
     "log_images_every": Key(Optional[int], 5, "TensorBoard spike rasters, membrane traces and histograms every N "
                             "epochs and after the last (null: never)", low=1),
     "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
@@ -78,8 +82,7 @@ RESUME_MAY_DIFFER = (
 
 
 def unknown_key(prefix: str, key: str, valid: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+    hint = did_you_mean(prefix + key, [prefix + v for v in valid], {"name": where.partition("=")[2] or where})
     return ConfigError(
         f"{prefix}{key}: not a key of {where}.{hint} Valid keys: {', '.join(valid)}. Remove it or fix its spelling."
     )
@@ -89,6 +92,8 @@ def check_value(name: str, value: Any, key: Key) -> None:
     ok, desc = _type_ok(value, key.type)
     if ok and key.low is not None and value is not None and value < key.low:
         ok, desc = False, f"{desc} >= {key.low:g}"
+    if ok and key.above is not None and value is not None and value <= key.above:
+        ok, desc = False, f"{desc} > {key.above:g} (null turns it off)"
     if not ok:
         raise ConfigError(f"{name}: expected {desc}, got {value!r}. Set it with {name}=<value>.")
 
@@ -127,6 +132,10 @@ def precheck(cfg: dict[str, Any]) -> None:
     for k, value in cfg["trainer"].items():  # unknown trainer keys need the trainer's own arguments: later
         if k in LOOP:
             check_value(f"trainer.{k}", value, LOOP[k])
+    for group in GROUPS:  # a seed in any section means what the top-level seed means: an integer >= 0
+        for k, value in cfg[group].items():
+            if k == "seed" or k.endswith("_seed"):
+                check_value(f"{group}.{k}", value, SEED)
     device = cfg["device"]
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
