@@ -68,7 +68,7 @@ def did_you_mean(key: str, valid: list[str], section: dict | None = None) -> str
     name = (section or {}).get("name", key.split(".")[0])
     if key in ALIASES:
         target, text = ALIASES[key]
-        return f" Did you mean {target}? ({text.format(name=name)}.)"
+        return f" Did you mean {target}? {text.format(name=name)}."
     lower = {v.lower(): v for v in valid}
     if key.lower() in lower:
         return f" Did you mean {lower[key.lower()]}?"

@@ -11,6 +11,7 @@ closest valid one as a hint.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
@@ -65,6 +66,8 @@ LOOP: dict[str, Key] = {
                              "would zero every step)", above=0),
     "log_images_every": Key(Optional[int], 5, "TensorBoard spike rasters, membrane traces and histograms every N "
                             "epochs and after the last (null: never)", low=1),
+    "memory_budget": Key(Optional[Union[int, str]], None, "bytes (or a size: 8GB, 512MiB) the run may use; null: the "
+                         "memory available (RAM, or the GPU's free memory). Runs estimated above it are refused"),
     "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
                        "state carried across (null: the whole sequence)", low=1),
 }
@@ -77,8 +80,31 @@ GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches",
 RESUME_MAY_DIFFER = (
     "resume", "device", "optimized_metric", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
     "trainer.prefetch_factor", "trainer.progress", "trainer.eval_batch_size", "trainer.checkpoint_every_steps",
-    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile", "trainer.log_images_every",
+    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.memory_budget", "trainer.compile", "trainer.log_images_every",
 )
+
+
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 10 ** 3, "kib": 2 ** 10, "m": 2 ** 20, "mb": 10 ** 6, "mib": 2 ** 20,
+          "g": 2 ** 30, "gb": 10 ** 9, "gib": 2 ** 30, "t": 2 ** 40, "tb": 10 ** 12, "tib": 2 ** 40}
+
+
+def parse_size(value: Any, key: str = "trainer.memory_budget") -> int | None:
+    """Bytes from ``value``: null, an integer of bytes, or ``"<number><unit>"`` (B, KB/MB/GB/TB = powers of
+    1000; K/M/G/T and KiB/MiB/GiB/TiB = powers of 1024)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]{0,3})\s*", value)) \
+            and m[2].lower() in _UNITS:
+        n = int(float(m[1]) * _UNITS[m[2].lower()])
+    else:
+        raise ConfigError(f"{key}: expected null (the memory available), a number of bytes or a size such as 8GB or "
+                          f"512MiB, got {value!r}.")
+    if n <= 0:
+        raise ConfigError(f"{key}: must be more than 0 bytes, got {value!r} (null: the memory available).")
+    return n
+
 
 
 def unknown_key(prefix: str, key: str, valid: list[str], where: str) -> ConfigError:
@@ -132,6 +158,7 @@ def precheck(cfg: dict[str, Any]) -> None:
     for k, value in cfg["trainer"].items():  # unknown trainer keys need the trainer's own arguments: later
         if k in LOOP:
             check_value(f"trainer.{k}", value, LOOP[k])
+    parse_size(cfg["trainer"].get("memory_budget"))
     for group in GROUPS:  # a seed in any section means what the top-level seed means: an integer >= 0
         for k, value in cfg[group].items():
             if k == "seed" or k.endswith("_seed"):
