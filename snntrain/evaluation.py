@@ -80,7 +80,7 @@ def _split(item: str) -> tuple[str, str]:
 
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ConfigError(f"{item[:60]!r}: overrides are key=value (e.g. dataset.root=/data).")
+        raise ConfigError(f"{item[:60]}: overrides are key=value (e.g. dataset.root=/data).")
     if not _KEY.fullmatch(key) or "/" in key or "@" in key:
         shown = key[:60].encode("ascii", "backslashreplace").decode()
         raise ConfigError(f"{shown}: not a config key; keys are dotted names such as dataset.root or T.")

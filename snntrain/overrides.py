@@ -199,7 +199,13 @@ def parse_argv(argv: list[str]) -> Any:
     """Hydra's own argument parser over ``argv`` (flags and overrides)."""
     from hydra._internal.utils import get_args_parser
 
-    return get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+
+    def error(message: str) -> None:  # one line, like every other refusal
+        raise ConfigError(f"{message}. See snntrain --help.")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser.parse_args(argv)
 
 
 def check(argv: list[str]) -> Front:
@@ -233,8 +239,11 @@ def check(argv: list[str]) -> Front:
             where = "key" if problem and _char_problem(raw_key) else "value"
             raise ConfigError(f"{_ascii_form(name) or name.encode('ascii', 'backslashreplace').decode()}: the {where} "
                               f"{problem}.{hint}")
+        if any(len(part) > 64 for part in re.split(r"[./@]", raw_key)):
+            raise ConfigError(f"{name[:60]}...: no key or group name is longer than 64 characters; check the "
+                              f"override (key=value).")
         if not _KEY.fullmatch(raw_key.lstrip("+~")):
-            raise ConfigError(f"{name or arg!r}: {arg!r} is not an override; write key=value (e.g. T=8 or "
+            raise ConfigError(f"{name or arg}: {arg!r} is not an override; write key=value (e.g. T=8 or "
                               f"trainer.epochs=5), group=option (e.g. norm=tebn), or +key=value for a new key.")
         try:
             o = parser.parse_override(arg)
