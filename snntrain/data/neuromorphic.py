@@ -51,6 +51,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
+from .checks import BadEvents, refuse_links_out
 from .files import DEFAULT_ROOT, require_files
 from .split import stratified_split
 
@@ -61,11 +62,16 @@ CACHE_FORMAT = 1
 
 
 def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset: str, download: bool,
-          **kwargs: Any):
-    """Construct tonic dataset ``cls_name`` under ``folder.parent``; download only when asked."""
+          num_classes: int, **kwargs: Any):
+    """Construct tonic dataset ``cls_name`` under ``folder.parent``; download only when asked.
+
+    Before tonic reads anything: no file under ``folder`` may link outside it, an SHD / SSC file must
+    have the layout and labels of the official ones; after: every sample's label is a class index.
+    Later reads check each file again (:class:`snntrain.data._tonic._Offline`).
+    """
     import tonic.datasets as tonic_datasets
 
-    from ._tonic import OFFLINE
+    from ._tonic import OFFLINE, check_hsd_file, source_file_error
 
     root = str(folder.parent)
     missing = [e for e in expected if not (folder / e).exists()]
@@ -75,12 +81,28 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
         except Exception as err:  # network or disk trouble: say so without a traceback
             raise ConfigError(f"dataset.download: fetching {dataset} into {folder} failed: {err}") from None
     require_files(dataset, folder, expected, source)
-    ds = OFFLINE[cls_name](root, **kwargs)
+    cls = OFFLINE[cls_name]
+    refuse_links_out(folder, lambda path: source_file_error(path, cls.kind, source))
+    if cls_name in ("SHD", "SSC"):
+        file = folder / f"{dataset}_{kwargs.get('split', 'train' if kwargs.get('train', True) else 'test')}.h5"
+        check_hsd_file(file, num_classes, source_file_error(file, cls.kind, source))
+    try:
+        ds = cls(root, **kwargs)
+    except (ValueError, KeyError, IndexError, OSError) as err:  # a stray file or folder tonic cannot name
+        raise ConfigError(
+            f"dataset.root: tonic could not list the {dataset} files in {folder} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:300]}); a file or folder there does not follow the layout of "
+            f"{source}. Move it out of {folder}."
+        ) from None
+    ds.folder, ds.source = folder, source
     if len(ds) == 0:
         raise ConfigError(
             f"dataset.root: {folder} has the folders/files {', '.join(expected)} but no samples in them. "
             f"Get the data from {source}, or point dataset.root at the folder that holds {folder.name}/."
         )
+    for path, target in zip(getattr(ds, "data", None) or [], getattr(ds, "targets", None) or []):
+        if not (isinstance(target, (int, np.integer)) and 0 <= target < num_classes):
+            ds.fail_for(Path(path))(f"is named as class {target!r}; classes are 0-{num_classes - 1}")
     return ds
 
 
@@ -93,7 +115,7 @@ class Binning:
                  denoise: float | None = None, size: int | None = None):
         import tonic.transforms as tf
 
-        self.T, self.time_window = T, time_window
+        self.T, self.time_window, self.native = T, time_window, sensor
         self.steps: list[Callable] = []
         if denoise is not None:
             self.steps.append(tf.Denoise(filter_time=denoise))
@@ -109,6 +131,7 @@ class Binning:
         import tonic.transforms
 
         ToFrame = tonic.transforms.ToFrame  # looked up per call (tests count its calls)
+        self.check(events)
         for step in self.steps:
             events = step(events)
         if len(events) == 0:
@@ -123,6 +146,19 @@ class Binning:
         if len(frames) < self.T:  # float round-off in the number of windows
             frames = np.concatenate([frames, np.zeros((self.T - len(frames), *self.shape[1:]), np.int16)])
         return frames
+
+
+    def check(self, events: np.ndarray) -> None:
+        """Raise :class:`BadEvents` unless every event lies on the (native) sensor at a finite time."""
+        w, h, p = self.native
+        for field, n in (("x", w), ("y", h), ("p", p)):
+            if n > 1 and len(events):
+                v = events[field]
+                bad = v[(v < 0) | (v >= n)]
+                if len(bad):
+                    raise BadEvents(f"holds events with {field} = {bad[0]}, outside the sensor's 0-{n - 1}")
+        if events["t"].dtype.kind == "f" and not np.isfinite(events["t"]).all():
+            raise BadEvents("holds events whose time stamp is not finite")
 
 
 class Augment:
@@ -226,7 +262,10 @@ def _bundle(dataset: str, splits: dict[str, Any], sensor: tuple[int, int, int], 
         from ._tonic import FrameCache
 
         folder = cache_folder(splits, settings, cache_dir, root)
-        sources = {split: FrameCache(dataset=ds, cache_path=str(folder / split)) for split, ds in splits.items()}
+        sources = {split: FrameCache(ds, str(folder / split), binning.shape, num_classes, folder)
+                   for split, ds in splits.items()}
+        for source in sources.values():
+            source.check_files()
     augment = Augment(flip, translate) if (flip > 0 or translate > 0) else None
     flat = len(binning.shape) == 3
     if split_indices is None:
@@ -272,7 +311,8 @@ def nmnist(
     _check_common(T, time_window, denoise, size, 34, flip, translate)
     folder = Path(root).expanduser() / "NMNIST"
     kw = dict(first_saccade_only=first_saccade_only, stabilize=stabilize)
-    splits = {s: _open("NMNIST", folder, ["Train", "Test"], _NMNIST_SOURCE, "nmnist", download, train=s == "train", **kw)
+    splits = {s: _open("NMNIST", folder, ["Train", "Test"], _NMNIST_SOURCE, "nmnist", download, 10, train=s == "train",
+                    **kw)
               for s in ("train", "test")}
     return _bundle("nmnist", splits, (34, 34, 2), 10, T, time_window, denoise, size, flip, translate, cache,
                    cache_dir, Path(root).expanduser(), kw)
@@ -295,7 +335,7 @@ def dvsgesture(
     _check_common(T, time_window, denoise, size, 128, flip, translate)
     folder = Path(root).expanduser() / "DVSGesture"
     splits = {s: _open("DVSGesture", folder, ["ibmGestureTrain", "ibmGestureTest"], _GESTURE_SOURCE, "dvsgesture",
-                       download, train=s == "train") for s in ("train", "test")}
+                       download, 11, train=s == "train") for s in ("train", "test")}
     return _bundle("dvsgesture", splits, (128, 128, 2), 11, T, time_window, denoise, size, flip, translate, cache,
                    cache_dir, Path(root).expanduser(), {})
 
@@ -324,7 +364,7 @@ def cifar10dvs(
         raise ConfigError("dataset: cifar10dvs reads AEDAT4 files with the `aedat` package, which is not "
                           "installed: pip install aedat") from None
     folder = Path(root).expanduser() / "CIFAR10DVS"
-    ds = _open("CIFAR10DVS", folder, _CIFAR_CLASSES, _CIFAR_SOURCE, "cifar10dvs", download)
+    ds = _open("CIFAR10DVS", folder, _CIFAR_CLASSES, _CIFAR_SOURCE, "cifar10dvs", download, 10)
     train_idx, test_idx = stratified_split(list(ds.targets), test_fraction, split_seed)
     return _bundle("cifar10dvs", {"all": ds}, (128, 128, 2), 10, T, time_window, denoise, size, flip, translate,
                    cache, cache_dir, Path(root).expanduser(), {}, {"train": train_idx, "test": test_idx})
@@ -337,7 +377,7 @@ def _hsd(name: str, cls: str, num_classes: int, split_kwargs: dict[str, dict[str
     folder = Path(root).expanduser() / cls
     files = [f"{name}_{s}.h5" for s in ("train", "test")]
     source = _HSD_SOURCE.format(files=", ".join(f"{f}.zip" for f in files))
-    splits = {s: _open(cls, folder, files, source, name, download, **kw) for s, kw in split_kwargs.items()}
+    splits = {s: _open(cls, folder, files, source, name, download, num_classes, **kw) for s, kw in split_kwargs.items()}
     return _bundle(name, splits, (700, 1, 1), num_classes, T, time_window, None, size, 0.0, translate, cache,
                    cache_dir, Path(root).expanduser(), {})
 
