@@ -14,7 +14,7 @@ import tonic.datasets as tonic_datasets
 from tonic.cached_dataset import save_to_disk_cache
 from torch.utils.data import Dataset
 
-from .checks import BadEvents, DataFileError, check_declared, h5_dataset, npy_header, refuse_links_out, require_inside, sample_budget
+from .checks import BadEvents, DataFileError, check_declared, dtype_name, h5_dataset, npy_header, refuse_links_out, require_inside, sample_budget
 
 
 #: what tonic's readers, numpy and h5py raise on contents they cannot decode
@@ -99,7 +99,7 @@ class DVSGesture(_Offline, tonic_datasets.DVSGesture):
     def _precheck(self, path: Path, fail) -> None:
         shape, dtype = npy_header(path)
         if len(shape) != 2 or shape[1] != 4 or dtype.kind not in "iuf":
-            fail(f"holds a {dtype} array of shape {list(shape)}, not the events [N, 4] (x, y, p, t) of a "
+            fail(f"holds a {dtype_name(dtype)} array of shape {list(shape)}, not the events [N, 4] (x, y, p, t) of a "
                  f"DVS-Gesture .npy file")
         check_declared(shape[0] * (4 * dtype.itemsize + self.dtype.itemsize), sample_budget(), fail)
 
@@ -146,14 +146,14 @@ def check_hsd_file(path: Path, num_classes: int, fail) -> None:
                 d = h5_dataset(f, name, fail)
                 base = h5py.check_vlen_dtype(d.dtype)
                 if d.ndim != 1 or base is None or base.kind not in kind:
-                    fail(f"holds '{name}' as {d.dtype} {list(d.shape)}, not one ragged row of "
+                    fail(f"holds '{name}' as {dtype_name(d.dtype)} {list(d.shape)}, not one ragged row of "
                          f"{'floats' if kind == 'f' else 'integers'} per sample")
                 rows[name] = len(d)
             for name in ("extra/keys", "extra/speaker"):  # tonic reads them when it opens the file
                 h5_dataset(f, name, fail)
             labels = h5_dataset(f, "labels", fail)
             if labels.ndim != 1 or labels.dtype.kind not in "iu":
-                fail(f"holds the labels as {labels.dtype} {list(labels.shape)}, not one integer per sample")
+                fail(f"holds the labels as {dtype_name(labels.dtype)} {list(labels.shape)}, not one integer per sample")
             if not len(labels) == rows["spikes/times"] == rows["spikes/units"]:
                 fail(f"holds {len(labels)} labels for {rows['spikes/times']} / {rows['spikes/units']} spike rows")
             check_declared(labels.size * labels.dtype.itemsize, sample_budget(), fail)
@@ -218,13 +218,13 @@ class FrameCache(Dataset):
             with h5py.File(path, "r") as f:
                 data = h5_dataset(f, "data/0", fail)
                 if data.dtype.kind not in "iuf":
-                    fail(f"holds {data.dtype} values, not frame counts")
+                    fail(f"holds {dtype_name(data.dtype)} values, not frame counts")
                 check_declared(data.size * data.dtype.itemsize, self.budget, fail)
                 if data.shape != self.shape:
                     fail(f"holds frames of shape {list(data.shape)}, not {list(self.shape)}")
                 target = h5_dataset(f, "target/0", fail)
                 if target.shape != () or target.dtype.kind not in "iu":
-                    fail(f"holds the label as {target.dtype} {list(target.shape)}, not one integer")
+                    fail(f"holds the label as {dtype_name(target.dtype)} {list(target.shape)}, not one integer")
                 label = int(target[()])
                 if not 0 <= label < self.num_classes:
                     fail(f"holds the label {label}; labels are 0-{self.num_classes - 1}")

@@ -76,11 +76,20 @@ def human(n: float) -> str:
     raise AssertionError  # unreachable
 
 
+def dtype_name(dtype: Any) -> str:
+    """``text`` for strings (numpy ``S``/``U``, h5py's variable-length strings), else numpy's name."""
+    import h5py
+
+    if dtype.kind in "SU" or h5py.check_string_dtype(dtype) is not None:
+        return "text"
+    return str(dtype)
+
+
 def check_declared(nbytes: int, budget: int, fail) -> None:
     """Call ``fail(what)`` when a sample declares more than ``budget`` bytes."""
     if nbytes > budget:
-        fail(f"declares a sample of {human(nbytes)}, more than the {human(budget)} one sample may take "
-             f"(an eighth of the memory available)")
+        why = "an eighth of the memory available" if MAX_SAMPLE_BYTES is None else "MAX_SAMPLE_BYTES"
+        fail(f"declares a sample of {human(nbytes)}, more than the {human(budget)} one sample may take ({why})")
 
 
 def require_inside(path: str | Path, folder: Path, fail) -> Path:
