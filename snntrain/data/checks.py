@@ -69,7 +69,7 @@ def sample_budget() -> int:
 
 
 def human(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
