@@ -340,3 +340,28 @@ def test_cli_refuses_an_event_file_linked_to_etc_passwd(root, tmp_path):
     bad.symlink_to("/etc/passwd")
     r = run_cli(f"dataset.root={root}", "dataset.cache=false", cwd=tmp_path)
     assert_refused(r, bad, "is a link to /etc/passwd")
+
+
+# ------------------------------------------------------------------ what the cache writes
+def test_cache_writes_never_follow_a_planted_link(root, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    data = load("nmnist", root, cache_dir=str(tmp_path / "cache"))
+    (key,) = (tmp_path / "cache" / "nmnist").iterdir()
+    (key / "settings.json").unlink()
+    (key / "settings.json").symlink_to(victim)  # an existing link is left alone
+    load("nmnist", root, cache_dir=str(tmp_path / "cache"))
+    tmp = key / "train" / f".0_0.hdf5.{os.getpid()}.tmp"
+    tmp.symlink_to(victim)  # after the start's check: a link where the sample's temporary file goes
+    x, y = data.train[0]
+    assert victim.read_text() == "keep me"
+    assert (key / "train" / "0_0.hdf5").is_file() and not (key / "train" / "0_0.hdf5").is_symlink()
+    assert not tmp.exists() and y == fx.samples("nmnist", "train")[0].label
+
+
+def test_a_pipe_in_the_dataset_folder_is_refused_not_waited_on(root):
+    fifo = root / "NMNIST" / "Train" / "3" / "00999.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(DataFileError) as err:
+        load("nmnist", root, cache=False)
+    one_paragraph(err.value, fifo, "is neither a file nor a folder")

@@ -14,7 +14,7 @@ import tonic.datasets as tonic_datasets
 from tonic.cached_dataset import save_to_disk_cache
 from torch.utils.data import Dataset
 
-from .checks import BadEvents, DataFileError, check_declared, dtype_name, h5_dataset, npy_header, refuse_links_out, require_inside, sample_budget
+from .checks import BadEvents, DataFileError, check_declared, dtype_name, h5_dataset, npy_header, check_tree, require_inside, sample_budget
 
 
 #: what tonic's readers, numpy and h5py raise on contents they cannot decode
@@ -240,7 +240,7 @@ class FrameCache(Dataset):
     def check_files(self, limit: int = 32) -> None:
         """Start-of-run check: no link out of the cache, and the first ``limit`` cached samples read."""
         folder = Path(self.cache_path)
-        refuse_links_out(folder, self.fail_for)
+        check_tree(folder, self.fail_for)
         names = sorted((e.name for e in os.scandir(folder) if e.name.endswith("_0.hdf5")),
                        key=lambda n: (len(n), n))
         for name in names[:limit]:

@@ -4,7 +4,7 @@ Every reader in this package checks a user-supplied file before trusting it:
 
 * **where it lies**: a file inside a dataset folder (or a frame cache) must resolve inside that folder;
   the folder itself may be a link (data on another disk), a file in it that links elsewhere
-  (``NMNIST/Train/0/00000.bin -> /etc/passwd``) is refused (:func:`require_inside`, :func:`refuse_links_out`);
+  (``NMNIST/Train/0/00000.bin -> /etc/passwd``) is refused (:func:`require_inside`, :func:`check_tree`);
 * **what it declares**: the size of a sample is read from the file's header (HDF5 dataset shape, ``.npy``
   header, file size) and compared with :func:`sample_budget` *before* anything is read, so a file that
   declares a 10 GB sample cannot exhaust the machine;
@@ -102,9 +102,10 @@ def require_inside(path: str | Path, folder: Path, fail) -> Path:
     return real
 
 
-def refuse_links_out(folder: Path, fail_for) -> None:
-    """Walk ``folder`` (cheap: only links are resolved) and call ``fail_for(path)(what)`` for the first
-    link that resolves outside it."""
+def check_tree(folder: Path, fail_for) -> None:
+    """Walk ``folder`` and call ``fail_for(path)(what)`` for the first link that resolves outside it and
+    the first entry that is neither a file nor a folder (a FIFO would block the reader forever).
+    Cheap: the walk reads directory entries only; only links are resolved."""
     base = Path(os.path.realpath(folder))
     stack = [base]
     while stack:
@@ -117,6 +118,8 @@ def refuse_links_out(folder: Path, fail_for) -> None:
                 require_inside(e.path, base, fail_for(Path(e.path)))
             elif e.is_dir(follow_symlinks=False):
                 stack.append(Path(e.path))
+            elif not e.is_file(follow_symlinks=False):
+                fail_for(Path(e.path))("is neither a file nor a folder (a pipe, socket or device)")
 
 
 def h5_dataset(group: Any, name: str, fail) -> Any:

@@ -51,7 +51,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
-from .checks import BadEvents, refuse_links_out
+from .checks import BadEvents, check_tree
 from .files import DEFAULT_ROOT, require_files
 from .split import stratified_split
 
@@ -82,7 +82,7 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
             raise ConfigError(f"dataset.download: fetching {dataset} into {folder} failed: {err}") from None
     require_files(dataset, folder, expected, source)
     cls = OFFLINE[cls_name]
-    refuse_links_out(folder, lambda path: source_file_error(path, cls.kind, source))
+    check_tree(folder, lambda path: source_file_error(path, cls.kind, source))
     if cls_name in ("SHD", "SSC"):
         file = folder / f"{dataset}_{kwargs.get('split', 'train' if kwargs.get('train', True) else 'test')}.h5"
         check_hsd_file(file, num_classes, source_file_error(file, cls.kind, source))
@@ -225,8 +225,12 @@ def cache_folder(splits: dict[str, Any], settings: dict[str, Any], cache_dir: st
     try:
         for split in splits:
             (folder / split).mkdir(parents=True, exist_ok=True)
-        if not (folder / "settings.json").exists():
-            (folder / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        if not os.path.lexists(folder / "settings.json"):  # written beside, then renamed: never through a link
+            tmp = folder / f".settings.json.{os.getpid()}.tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, folder / "settings.json")
     except OSError as err:
         raise ConfigError(
             f"dataset.cache_dir: cannot write the frame cache at {folder} ({err.strerror or err}). "

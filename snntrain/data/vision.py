@@ -32,7 +32,7 @@ from pathlib import Path
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
-from .checks import DataFileError, available_memory, human, refuse_links_out
+from .checks import DataFileError, available_memory, human, check_tree
 from .files import DEFAULT_ROOT, require_files
 from .idx import check_mnist_files
 from .safe_pickle import load_cifar_batch, load_pickle
@@ -177,9 +177,12 @@ def _load(dataset: str, cls: type, root: str, download: bool, expected_folder: s
     except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, EOFError, IndexError,
             pickle.UnpicklingError) as err:  # truncated, malformed or foreign files
         why = " ".join(str(err).split()) or "no detail"
+        if "Weights only load failed" in why:  # torch's text advises weights_only=False, which can run code
+            why = "not a file of tensors that torch loads safely"
+        where = base / (expected_folder.split("/")[0] + "/processed" if legacy_complete else expected_folder)
         raise ConfigError(
-            f"dataset.root: the {dataset} files in {base / expected_folder} could not be read "
-            f"({type(err).__name__}: {why}). They may be truncated or not the official files; "
+            f"dataset.root: the {dataset} files in {where} could not be read "
+            f"({type(err).__name__}: {why[:300]}). They may be truncated or not the official files; "
             f"get them again from {_SOURCES[dataset]}."
         ) from None
     return DataBundle(train=train, test=test, in_shape=in_shape, num_classes=num_classes)
@@ -195,7 +198,7 @@ def _file_error(dataset: str, path: Path):
 def _check_files(dataset: str, folder: Path) -> None:
     """Before reading: no file of ``folder`` links outside it, and the files (all read into memory)
     fit in half of the memory available."""
-    refuse_links_out(folder, lambda path: _file_error(dataset, path))
+    check_tree(folder, lambda path: _file_error(dataset, path))
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     budget = available_memory() // 2
     if total > budget:
