@@ -365,3 +365,18 @@ def test_a_pipe_in_the_dataset_folder_is_refused_not_waited_on(root):
     with pytest.raises(DataFileError) as err:
         load("nmnist", root, cache=False)
     one_paragraph(err.value, fifo, "is neither a file nor a folder")
+
+
+def test_virtual_dataset_in_a_cache_file_is_refused(root, tmp_path):
+    data, key = cached(root, tmp_path)
+    other = tmp_path / "other.h5"
+    fx.write_frame_file(other, data=np.zeros(FRAME, np.int16), target=1)
+    layout = h5py.VirtualLayout(shape=FRAME, dtype=np.int16)
+    layout[...] = h5py.VirtualSource(str(other), "data/0", shape=FRAME)
+    bad = key / "train" / "6_0.hdf5"
+    with h5py.File(bad, "w") as f:
+        f.create_virtual_dataset("data/0", layout)
+        f["target/0"] = 1
+    with pytest.raises(DataFileError) as err:
+        data.train[6]
+    one_paragraph(err.value, bad, "makes 'data/0' a virtual dataset")

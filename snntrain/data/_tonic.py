@@ -2,6 +2,13 @@
 
 Kept apart from :mod:`snntrain.data.neuromorphic` so that registering the neuromorphic
 datasets does not import tonic (0.6 s, with scipy and h5py): runs on other data never pay for it.
+
+Every file is checked before tonic (or h5py) reads it, with :mod:`snntrain.data.checks`: it lies inside
+the dataset's folder; its header declares a sample that fits the memory budget and has the format's
+layout (a whole number of N-MNIST records, a ``[N, 4]`` DVS-Gesture array, the SHD / SSC datasets
+stored in the file itself with integer labels in range); the decoded events lie on the sensor. A
+cached frame file must hold exactly what this run would have written. Whatever fails is a
+:class:`~snntrain.data.checks.DataFileError` naming the file and the fix.
 """
 from __future__ import annotations
 

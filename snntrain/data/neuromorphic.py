@@ -22,7 +22,9 @@ labels are ints; the bundle is ``temporal`` (the trainer skips the encoder).
 ``DiskCachedDataset`` file format; ``key`` hashes every setting that changes the frames:
 ``T`` / ``time_window``, ``denoise``, ``size``, dataset options, the list of source files;
 ``settings.json`` beside the split folders says which). Later epochs and runs read the
-frames back. Random augmentation (train split only) is applied to the frames *after* the
+frames back, after checking each file's header (a file that is not what this run would have
+written — other dtype or shape, a label that is no class index, data stored outside the file, a
+link out of the cache — is refused with the command that clears the cache). Random augmentation (train split only) is applied to the frames *after* the
 cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
 that many pixels / channels, zero-filled). Both commute with binning, so they equal flipping
 or shifting the events (``tonic.transforms.RandomFlipLR`` / a spatial shift) before binning,
@@ -34,7 +36,9 @@ also wants the downloaded archive (``train.zip``, ``ibmGestureTrain.tar.gz``, ..
 extracted files and at least 10,000 / 100 / 1,000 extracted files for N-MNIST / DVS-Gesture /
 CIFAR10-DVS, else it starts a download; the subclasses below replace that check by the
 explicit file check (users often delete archives after extracting; the test fixtures have a
-few files). No md5 sum is bypassed: tonic only hashes the archive it downloads itself.
+few files). No md5 sum is bypassed: tonic only hashes the archive it downloads itself. Every file
+is checked before it is read (see :mod:`snntrain.data._tonic` and docs/data.md): a bad one is a
+``ConfigError`` naming it, at the start of the run or when the sample is first read.
 """
 from __future__ import annotations
 

@@ -19,6 +19,10 @@ uncompressed idx files in ``raw/``; the ``processed/{training,test}.pt`` caches 
 torchvision < 0.9 wrote are still read if present (torchvision prefers them), so a
 ``root`` filled by an old torchvision works too and counts as complete.
 
+Before torchvision reads them, no file may link outside its dataset folder and the files together
+must fit in half of the available memory (they are read whole); after, the images must be uint8 of
+the dataset's shape and the labels class indices. A file that fails is named in a ``ConfigError``.
+
 Encoders: ``normalize=true`` gives zero-mean inputs, right for the ``direct`` encoder.
 The ``rate`` encoder (and ``trainer=stdp``) needs intensities in [0, 1]: set
 ``dataset.normalize=false`` there.
