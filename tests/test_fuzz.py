@@ -351,3 +351,23 @@ def test_real_eval_process_refuses_a_huge_T(finished_run):
     assert r.returncode == 2
     _check(r.stderr, "trainer.memory_budget", prefix="snntrain-eval")
     assert "budget" in r.stderr and "T=1000000" in r.stderr
+
+
+def test_a_run_directory_whose_lock_cannot_be_written_is_exit_4(place, capsys, monkeypatch):
+    """An existing folder Hydra accepts but the run cannot write in (read-only; simulated: root writes anywhere)."""
+    mine = place / "outside" / "ro"
+    mine.mkdir()
+    real_open = os.open
+
+    def guarded(path, *a, **k):
+        if str(path).startswith(str(mine)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", guarded)
+    before = _tree(place)
+    assert cli.run([f"hydra.run.dir={mine}", "trainer.epochs=1", "trainer.limit_batches=1"]) == 4
+    err = capsys.readouterr().err
+    _check(err, "hydra.run.dir")
+    assert str(mine) in err and "EACCES" in err
+    assert _tree(place) == before
