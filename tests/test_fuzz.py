@@ -371,3 +371,11 @@ def test_a_run_directory_whose_lock_cannot_be_written_is_exit_4(place, capsys, m
     _check(err, "hydra.run.dir")
     assert str(mine) in err and "EACCES" in err
     assert _tree(place) == before
+
+
+def test_a_refused_run_in_an_interpolated_folder_outside_the_working_folder_leaves_nothing(place, capsys):
+    """The run directory's last parts are known only once Hydra resolved them (``${now:...}``)."""
+    before = _tree(place)
+    assert cli.run([f"hydra.run.dir={place}/outside/a/${{now:%H-%M-%S}}/b", "T=0"]) == 2
+    _check(capsys.readouterr().err, "T")
+    assert _tree(place) == before
