@@ -55,7 +55,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
-from .checks import BadEvents, check_tree
+from .checks import BadEvents, check_tree, sample_budget
 from .files import DEFAULT_ROOT, require_files
 from .split import stratified_split
 
@@ -98,7 +98,7 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
             f"{' '.join(str(err).split())[:300]}); a file or folder there does not follow the layout of "
             f"{source}. Move it out of {folder}."
         ) from None
-    ds.folder, ds.source = folder, source
+    ds.folder, ds.source, ds.budget = folder, source, sample_budget()
     if len(ds) == 0:
         raise ConfigError(
             f"dataset.root: {folder} has the folders/files {', '.join(expected)} but no samples in them. "
