@@ -231,7 +231,7 @@ class FrameCache(Dataset):
                 data = h5_dataset(f, "data/0", fail)
                 if data.dtype.kind not in "iuf":
                     fail(f"holds {dtype_name(data.dtype)} values, not frame counts")
-                check_declared(data.size * data.dtype.itemsize, self._budget(), fail)
+                check_declared(data.size * data.dtype.itemsize, self.budget, fail)
                 if data.shape != self.shape:
                     fail(f"holds frames of shape {list(data.shape)}, not {list(self.shape)}")
                 target = h5_dataset(f, "target/0", fail)
