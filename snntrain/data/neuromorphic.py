@@ -24,8 +24,8 @@ labels are ints; the bundle is ``temporal`` (the trainer skips the encoder).
 ``settings.json`` beside the split folders says which). Later epochs and runs read the
 frames back, after checking each file's header (a file that is not what this run would have
 written — other dtype or shape, a label that is no class index, data stored outside the file, a
-link out of the cache — is refused with the command that clears the cache). Random augmentation (train split only) is applied to the frames *after* the
-cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
+link out of the cache — is refused with the command that clears the cache). Random augmentation
+(train split only) is applied to the frames *after* the cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
 that many pixels / channels, zero-filled). Both commute with binning, so they equal flipping
 or shifting the events (``tonic.transforms.RandomFlipLR`` / a spatial shift) before binning,
 without re-binning every epoch.
