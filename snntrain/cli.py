@@ -63,9 +63,10 @@ def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dic
             key = getattr(err, "full_key", None) or "config"
             raise ConfigError(f"{key}: {str(err).splitlines()[0]}. Fix the value in its config file.") from None
         precheck(plain)  # the mistakes that need no component are refused before torch is imported
-        from .training import train
+        from .training import budget, train
 
-        metrics = train(cfg, run_dir, run_files=files, command=command)
+        with budget.enforcing("train"):  # a run estimated over the memory available is refused before it starts
+            metrics = train(cfg, run_dir, run_files=files, command=command)
     except ConfigError as err:
         message, code = f"snntrain: error: {err}", err.exit_code
     except RunError as err:

@@ -133,7 +133,7 @@ def evaluate_checkpoint(path: str, overrides: list[str] = (), checkpoint: str = 
     """Test metrics of the checkpoint at ``path`` (a run directory or a ``.pt`` file)."""
     from .training import budget
 
-    with budget.evaluating():  # the memory budget of an evaluation: no gradients, no optimizer
+    with budget.enforcing("eval"):  # the memory budget of an evaluation: no gradients, no optimizer
         trainer, ckpt = rebuild(path, overrides, checkpoint, device)
     epoch = int(ckpt.get("epoch", 1))
     metrics = trainer.evaluate(max(epoch - 1, 0), last=True)

@@ -129,7 +129,8 @@ def test_truncated_bptt_saves_one_chunk_and_evaluation_saves_nothing():
 def test_a_run_over_the_budget_is_refused_naming_estimate_budget_and_keys():
     cfg = _cfg("T=64", "model.hidden=[512]", "trainer.memory_budget=1MB")
     data = _trainer(_cfg()).data
-    with pytest.raises(ConfigError) as err:
+    assert budget.check(cfg, data, "cpu") is None  # outside the command line nothing is checked
+    with budget.enforcing("train"), pytest.raises(ConfigError) as err:
         budget.check(cfg, data, "cpu")
     text = str(err.value)
     est = budget.estimate(cfg, data)
@@ -137,8 +138,9 @@ def test_a_run_over_the_budget_is_refused_naming_estimate_budget_and_keys():
     assert budget.size(est.total) in text and "1.0 MB budget (trainer.memory_budget)" in text
     assert "T=64" in text and "trainer.batch_size=64" in text and "model.hidden=[512]" in text
     cfg["trainer"]["memory_budget"] = est.total  # exactly enough: accepted
-    assert budget.check(cfg, data, "cpu").total == est.total
-    with budget.evaluating():
+    with budget.enforcing("train"):
+        assert budget.check(cfg, data, "cpu").total == est.total
+    with budget.enforcing("eval"):
         cfg["trainer"]["memory_budget"] = est.evaluation
         assert budget.check(cfg, data, "cpu").total == est.evaluation
 

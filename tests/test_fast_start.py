@@ -38,7 +38,7 @@ def test_help_lists_every_group_without_importing_torch():
 @pytest.mark.parametrize("args, said", [(("model=nosuch",), "nosuch"), (("nosuchkey=1",), "nosuchkey")])
 def test_hydra_level_config_errors_come_without_torch(args, said):
     out = _run(*args)
-    assert "TORCH False" in out.stderr and "EXIT 1" in out.stderr and said in out.stderr
+    assert "TORCH False" in out.stderr and "EXIT 2" in out.stderr and said in out.stderr
     assert "Traceback" not in out.stderr
 
 

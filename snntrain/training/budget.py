@@ -28,8 +28,8 @@ cgroup's limit on CPU; the device's free memory on a GPU) unless ``trainer.memor
 sets it (bytes, or a size such as ``"8GB"``, ``"512MiB"``). A run over the budget is
 refused (exit 2) with the estimate, the budget and the keys that drive it. The factor
 between the estimate and measured peaks is stated in ``docs/memory_budget.md`` and tested
-in ``tests/test_budget.py``. ``snntrain-eval`` checks :math:`M_\text{eval}` alone
-(:func:`evaluating`).
+in ``tests/test_budget.py``. The command line checks (:func:`enforcing`): ``snntrain`` the
+larger of both, ``snntrain-eval`` :math:`M_\text{eval}` alone.
 """
 from __future__ import annotations
 
@@ -45,14 +45,18 @@ import torch
 from ..errors import ConfigError
 from .schema import parse_size
 
-_MODE: contextvars.ContextVar[str] = contextvars.ContextVar("snntrain_budget_mode", default="train")
+_MODE: contextvars.ContextVar[str | None] = contextvars.ContextVar("snntrain_budget_mode", default=None)
 _TS, _BS = (2, 4, 8), (1, 2)
 
 
 @contextlib.contextmanager
-def evaluating() -> Iterator[None]:
-    """Within this block :func:`check` budgets an evaluation (no gradients, no optimizer), not training."""
-    token = _MODE.set("eval")
+def enforcing(mode: str = "train") -> Iterator[None]:
+    """Within this block :func:`check` refuses a ``mode`` (``"train"`` or ``"eval"``) over the budget.
+
+    ``snntrain`` trains and ``snntrain-eval`` evaluates within it; outside it (building parts in a
+    test or a notebook) nothing is checked.
+    """
+    token = _MODE.set(mode)
     try:
         yield
     finally:
@@ -270,8 +274,10 @@ def _drivers(cfg: dict[str, Any], mode: str) -> str:
 
 def check(cfg: dict[str, Any], data: Any, device: torch.device | str) -> Estimate | None:
     """Refuse (:class:`~snntrain.errors.ConfigError`) a run whose :func:`estimate` exceeds the budget."""
-    device = torch.device(device)
     mode = _MODE.get()
+    if mode is None:
+        return None
+    device = torch.device(device)
     budget = parse_size(cfg["trainer"].get("memory_budget"))
     try:
         est = estimate(cfg, data, mode)
