@@ -226,11 +226,21 @@ def test_plif_runs_its_parents_init():
     assert torch.allclose(plif.decay, torch.tensor(1 - 1 / 3.0))
 
 
-def test_mixed_precision_inputs_run_on_torch_under_auto_and_are_refused_by_fused(caplog):
-    x = torch.randn(4, 2, 3).to(torch.bfloat16)
-    auto, ref = build("neuron", "lif"), build("neuron", "lif", backend="torch")
+@pytest.mark.parametrize("name,kw", [("lif", dict(decay=0.6)), ("plif", {}), ("alif", dict(adapt=0.3))])
+def test_mixed_precision_inputs_are_integrated_in_float32_by_the_fused_forms(name, kw, caplog):
+    """A bf16 input (autocast): the fused forms run the float32 membrane and emit bf16 spikes; the gradient comes back in bf16."""
+    torch.manual_seed(0)
+    x = (torch.randn(6, 2, 5) + 0.6).to(torch.bfloat16)
+    fused, ref = build("neuron", name, backend="fused", **kw), build("neuron", name, backend="torch", **kw)
+    xf, xr = x.clone().requires_grad_(), x.float().requires_grad_()
     with caplog.at_level(logging.INFO, logger="snntrain.backends"):
-        assert torch.equal(auto(x), ref(x))
-    assert "bfloat16" in caplog.text
-    with pytest.raises(ConfigError, match=r"^neuron\.backend:.*bfloat16"):
-        build("neuron", "lif", backend="fused")(x)
+        out = fused(xf)
+    assert "runs on torch" not in caplog.text
+    want = ref(xr)
+    assert out.dtype == torch.bfloat16 and torch.equal(out.float(), want) and (want > 0).any()
+    g = torch.randn(out.shape)
+    (out.float() * g).sum().backward()
+    (want * g).sum().backward()
+    assert xf.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(xf.grad.float(), xr.grad, rtol=1e-2, atol=2e-3)  # bf16 rounding of the same gradient
+    assert build("neuron", name, backend="torch", **kw)(x).dtype == torch.bfloat16  # the torch loop runs in bf16

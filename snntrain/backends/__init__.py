@@ -43,7 +43,7 @@ from torch import Tensor
 
 from .loop import scan
 from .params import flat_state
-from .support import choose, form
+from .support import LOW, choose, form
 
 if TYPE_CHECKING:
     from ..neurons.base import SpikingNeuron
@@ -71,6 +71,10 @@ def run(neuron: "SpikingNeuron", x_seq: Tensor, state: Any = None, *, traces: bo
         trace = {n: torch.stack([r[i] for r in rows]) for i, n in enumerate(names)} if traces else {}
         return Result(neuron.emit(spikes), last if final else None, trace)
     keep = traces or final
+    dtype = x_seq.dtype
+    if dtype in LOW:  # mixed precision: the membrane is integrated in float32, the spikes leave in the input's dtype
+        x_seq = x_seq.float()
+        state = None if state is None else _cast(state, torch.float32)
     if form(neuron) == "lif":
         from . import lif
 
@@ -85,7 +89,16 @@ def run(neuron: "SpikingNeuron", x_seq: Tensor, state: Any = None, *, traces: bo
         template = neuron.init_state(x_seq[0]) if state is None else state
         last = flat_state(template)[1]([tr[-1] for tr in stacked])
     trace = dict(zip(names, stacked)) if traces else {}
+    if dtype in LOW:
+        spikes, last, trace = spikes.to(dtype), _cast(last, dtype), {n: t.to(dtype) for n, t in trace.items()}
     return Result(neuron.emit(spikes), last, trace)
+
+
+def _cast(state: Any, dtype: torch.dtype) -> Any:
+    if state is None:
+        return None
+    tensors, rebuild = flat_state(state)
+    return rebuild([t.to(dtype) for t in tensors])
 
 
 __all__ = ["run", "Result", "choose", "form"]

@@ -8,6 +8,11 @@ what a backend cannot run; its build-time part (:func:`static_why_not`) is check
 when the neuron is built, its input-dependent part (dtype, device, hooks set later) when
 the backend is chosen for a call (:func:`choose`).
 
+Mixed precision: the fused forms integrate a 16-bit input (``trainer.precision=bf16-mixed``)
+in float32 (the cast is part of the graph, so the input's gradient comes back in its own
+dtype) and emit spikes in the input's dtype (0 and 1 are exact in it); the ``torch``
+backend runs the step in the input's dtype.
+
 ``auto`` picks the fastest valid backend: ``triton`` on CUDA, else ``fused``, for the lif
 form; ``torch`` for the others, where the generic fused form (which re-runs every step in
 its backward) measured slower on the CPU. An option the chosen backend cannot run falls
@@ -28,6 +33,10 @@ if TYPE_CHECKING:  # the backends never import the neurons package at run time
     from ..neurons.base import SpikingNeuron
 
 log = logging.getLogger("snntrain.backends")
+
+#: the input dtypes the fused forms run; 16-bit inputs (mixed precision) are integrated in float32
+FLOATS = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+LOW = (torch.bfloat16, torch.float16)
 
 
 def form(neuron: "SpikingNeuron") -> str:
@@ -79,13 +88,13 @@ def why_not(neuron: "SpikingNeuron", backend: str, storage: str, x_seq: Tensor |
         return why
     if neuron.state_quant is not None:
         return "state_quant", "a state-quantization hook is an arbitrary callable and is not fused"
-    if x_seq.dtype not in (torch.float32, torch.float64):  # mixed precision (autocast)
-        return "backend", f"it runs float32/float64 inputs, got {x_seq.dtype} (mixed precision)"
+    if x_seq.dtype not in FLOATS:
+        return "backend", f"it runs floating-point inputs ({', '.join(map(str, FLOATS))}), got {x_seq.dtype}"
     if backend == "triton":
         from ..kernels import triton_lif
 
-        if not (x_seq.is_cuda or triton_lif.interpreting()) or x_seq.dtype != torch.float32:
-            return "backend", f"the triton kernels run float32 CUDA tensors, got {x_seq.dtype} on {x_seq.device.type}"
+        if not (x_seq.is_cuda or triton_lif.interpreting()) or x_seq.dtype == torch.float64:
+            return "backend", f"the triton kernels run float32 (or 16-bit) CUDA tensors, got {x_seq.dtype} on {x_seq.device.type}"
     if storage != "exact" and torch.is_grad_enabled():
         learnt = [n for n, p in neuron.named_parameters() if p.requires_grad and n not in ("threshold", "graded_spikes_factor")]
         if learnt:
