@@ -77,3 +77,12 @@ def test_autocast_runs_the_plain_layer():
         assert not layer._packs(x.flatten(0, 1))
         y = layer(x)
     assert y.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("where", [0, 70_000, -1])
+def test_one_non_binary_element_anywhere_keeps_fp32(where):
+    """The packing pass stops early on a non-binary input; a single such element, first, middle or last, still counts."""
+    x = (torch.rand(300_001) < 0.5).float()
+    assert bits.pack_if_binary(x) is not None
+    x[where] = 0.5
+    assert bits.pack_if_binary(x) is None

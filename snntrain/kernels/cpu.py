@@ -249,18 +249,22 @@ torch::Tensor pack_binary(torch::Tensor x) {
   const float* xp = x.data_ptr<float>(); uint8_t* op = out.data_ptr<uint8_t>();
   std::atomic<bool> ok(true);
   at::parallel_for(0, nb, 16384, [&](int64_t b0, int64_t b1) {
-    bool good = true;
-    for (int64_t b = b0; b < b1; ++b) {
-      uint8_t byte = 0;
-      const int64_t e = std::min<int64_t>(8, n - 8 * b);
-      for (int64_t j = 0; j < e; ++j) {
-        float v = xp[8 * b + j];
-        good &= (v == 0.0f) | (v == 1.0f);
-        byte |= (uint8_t)(v != 0.0f) << j;
+    // blocks of 4096 bytes: a non-binary input (an analog map, a pooled one) stops every thread within a block
+    for (int64_t c0 = b0; c0 < b1 && ok.load(std::memory_order_relaxed); c0 += 4096) {
+      bool good = true;
+      const int64_t c1 = std::min<int64_t>(b1, c0 + 4096);
+      for (int64_t b = c0; b < c1; ++b) {
+        uint8_t byte = 0;
+        const int64_t e = std::min<int64_t>(8, n - 8 * b);
+        for (int64_t j = 0; j < e; ++j) {
+          float v = xp[8 * b + j];
+          good &= (v == 0.0f) | (v == 1.0f);
+          byte |= (uint8_t)(v != 0.0f) << j;
+        }
+        op[b] = byte;
       }
-      op[b] = byte;
+      if (!good) ok = false;
     }
-    if (!good) ok = false;
   });
   return ok ? out : torch::empty({0}, out.options());
 }
