@@ -16,7 +16,7 @@ T, B = 4, 3
 # ---------------------------------------------------------------- registry errors
 def test_available_lists_every_kind():
     assert set(KINDS) >= {"neuron", "surrogate", "norm", "layer", "model", "dataset", "encoder", "loss", "optimizer", "scheduler"}
-    assert available("norm") == ["bn", "bntt", "layernorm", "neunorm", "none", "tdbn", "tebn"]
+    assert available("norm") == ["bn", "bntt", "layernorm", "mpbn", "neunorm", "none", "tab", "tdbn", "tebn"]
     assert {"lif", "if"} <= set(available("neuron"))
 
 
