@@ -27,7 +27,7 @@ from .errors import ConfigError, ParamError
 
 #: kind -> names of the context arguments the framework passes (never set by users).
 KINDS: dict[str, tuple[str, ...]] = {
-    "neuron": ("surrogate", "shape"),
+    "neuron": ("surrogate", "shape", "T"),
     "surrogate": (),
     "norm": ("num_features", "T", "v_th", "shape"),
     "layer": (),

@@ -62,7 +62,7 @@ def make_factories(
 
     def make_neuron(shape: tuple[int, ...]) -> nn.Module:
         sg = build("surrogate", surrogate_cfg["name"], **surrogate_args)
-        n = build("neuron", neuron_cfg["name"], context={"surrogate": sg, "shape": shape}, **neuron_args)
+        n = build("neuron", neuron_cfg["name"], context={"surrogate": sg, "shape": shape, "T": T}, **neuron_args)
         return n if attach is None else attach(n, shape, **norm_args)
 
     v_th = float(getattr(make_neuron((1,)), "threshold", 1.0))
