@@ -16,7 +16,7 @@ equals with ``stem=imagenet``: same weights -> same output): every norm scale
 as its shortcut); ``norm_init=null`` keeps each norm's own init (e.g. tdBN's
 :math:`\alpha V_{th}`). The paper's neurons: ``lif`` with :math:`\tau = 4/3`
 (``decay=0.25``), :math:`V_{th} = 0.5`, hard reset, ``detach_reset``, the rectangular
-surrogate (``configs/experiment/ms_resnet18_cifar10.yaml``).
+surrogate (set them in the neuron config).
 """
 from __future__ import annotations
 

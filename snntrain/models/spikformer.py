@@ -28,7 +28,7 @@ norm over :math:`3D` channels, no conv biases, truncated-normal (std 0.02) weigh
 paper's code has separate :math:`W_Q, W_K, W_V` (the same count) and biases in the MLP,
 so its counts are :math:`2(rD + D)` per block higher. ``norm`` stands where the paper has BN;
 ``neuron`` for every LIF (the paper: ``lif`` with ``tau=2``, ``decay_input``, hard reset,
-``detach_reset``; see ``configs/experiment/spikformer_cifar10.yaml``).
+``detach_reset``; see ``configs/experiment/spikformer_4x384_cifar10.yaml``).
 """
 from __future__ import annotations
 
