@@ -102,7 +102,7 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
 
 #: the modules whose import registers the built-in components (imported on the first query)
 COMPONENT_MODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training.losses",
-                     "training.optim", "training.bptt", "training.stdp")
+                     "training.optim", "training.bptt", "training.stdp", "training.sltt", "training.ottt")
 _loaded = False
 
 
