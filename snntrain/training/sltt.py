@@ -43,6 +43,7 @@ from ..registry import register
 from .bptt import BPTT
 from .distributed import SINGLE, Dist
 from .engine import NonFinite
+from .recompute import carrying
 
 
 @register("trainer", "sltt")
@@ -83,7 +84,7 @@ class SLTT(BPTT):
         scale = T / len(chosen)
         final = max(chosen)
         outs, loss = [], torch.zeros((), device=self.device)
-        with carry_state(self.model) as carry:
+        with carry_state(self.model) as carry, carrying(self.recompute, carry):
             for t in range(T):
                 backward = t in chosen
                 # only the last backward of the optimizer step all-reduces the gradients
