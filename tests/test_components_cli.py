@@ -34,3 +34,12 @@ def test_sweep_over_batch_norm_variants_on_a_transformer(tmp_path):
         assert f"name: {norm}" in (run / ".hydra" / "config.yaml").read_text()
         assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
         assert 0.0 <= metrics["test_acc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_sltt_on_vgg_with_tdbn_at_T16_trains_through_the_cli(tmp_path):
+    r = run_cli("trainer=sltt", "model=vgg", "norm=tdbn", "T=16", *TINY, "hydra.run.dir=run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = assert_run_outputs(tmp_path / "run")
+    assert metrics["status"] == "finished"
+    assert "name: sltt" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()

@@ -184,3 +184,18 @@ def test_sltt_checkpoint_resumes_bitwise(tmp_path):
     b = torch.load(tmp_path / "half" / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["test_acc"] == full["test_acc"]
+
+
+@pytest.mark.parametrize("norm", sorted(__import__("snntrain").available("norm")))
+@pytest.mark.parametrize("name", ["sltt", "ottt"])
+def test_one_step_with_every_norm(name, norm):
+    lif = SLTT_LIF if name == "sltt" else OTTT_LIF
+    tr = build_trainer(compose_cfg(f"trainer={name}", "model=vgg", "model.classifier=[16]", f"norm={norm}", "T=3",
+                                   "trainer.batch_size=8", *lif))
+    x, y = batch(tr)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    stats = tr.train_step(x, y)
+    assert torch.isfinite(stats["loss"])
+    grads = [p.grad for p in tr.model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(not torch.equal(a, p) for a, p in zip(before, tr.model.parameters()))

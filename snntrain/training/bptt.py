@@ -184,7 +184,9 @@ class BPTT(TrainerBase):
                 synced = sync_norms(self.model, td.group.WORLD)
                 log.info(f"trainer.sync_norm: batch statistics of {len(synced)} norm layer(s) taken over all "
                          f"{dist.world} processes")
-            self.net = DistributedDataParallel(self.net, device_ids=[device.index] if device.type == "cuda" else None)
+            # recomputation back-propagates each stage inside the backward (reentrant): DDP needs the static graph
+            self.net = DistributedDataParallel(self.net, device_ids=[device.index] if device.type == "cuda" else None,
+                                               static_graph=self.recompute is not None)
         precision = str(self.loop["precision"])  # 32 from the command line is an int
         self.amp_dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[precision]
         # fp16 needs loss scaling against gradient underflow (on CUDA; CPU autocast rarely underflows, scaling is cheap)
