@@ -38,13 +38,26 @@ def ours(name, lif=LIF, norm="bn", in_shape=(3, 16, 16), classes=10, meta=False,
     return build("model", name, context=ctx, **kw)
 
 
+def in_peer_order(model: nn.Module, what: str) -> list:
+    """Our parameters (or BN statistics) in SpikingJelly's registration order: QKFormer registers its three
+    patch embeddings before its blocks; every other model registers in forward order, as ours."""
+    from snntrain.models.qkformer import OnTokens
+
+    children = list(model.children())
+    rank = lambda i, m: 2 if i == len(children) - 1 else int(isinstance(m, OnTokens))  # noqa: E731
+    ordered = sorted(enumerate(children), key=lambda im: rank(*im))
+    if what == "params":
+        return [p for _, m in ordered for p in m.parameters()]
+    return [v for _, m in ordered for k, v in m.named_buffers() if k.rsplit(".", 1)[-1] in ("running_mean", "running_var")]
+
+
 def copy_into(src: nn.Module, dst: nn.Module) -> None:
     """Random parameters in ``src``, copied in order into ``dst``; BN running statistics too."""
     torch.manual_seed(0)
-    a, b = list(src.parameters()), list(dst.parameters())
+    a, b = in_peer_order(src, "params"), list(dst.parameters())
     assert [p.shape for p in a] == [p.shape for p in b]
     stats = lambda m: [v for k, v in m.named_buffers() if k.rsplit(".", 1)[-1] in ("running_mean", "running_var")]  # noqa: E731
-    sa, sb = stats(src), stats(dst)
+    sa, sb = in_peer_order(src, "stats"), stats(dst)
     assert [s.shape for s in sa] == [s.shape for s in sb]
     with torch.no_grad():
         for p, q in zip(a, b):
@@ -54,8 +67,8 @@ def copy_into(src: nn.Module, dst: nn.Module) -> None:
             t.copy_(s)
 
 
-def check_parity(mine: nn.Module, peer: nn.Module, reduce_time: bool, x_scale: float = 1.0) -> None:
-    x = (torch.rand(T, B, 3, 16, 16) * x_scale).requires_grad_()
+def check_parity(mine: nn.Module, peer: nn.Module, reduce_time: bool, x_scale: float = 1.0, size: int = 16) -> None:
+    x = (torch.rand(T, B, 3, size, size) * x_scale).requires_grad_()
     xp = x.detach().clone().requires_grad_()
     functional.reset_net(peer)
     out = mine(x)
@@ -67,15 +80,17 @@ def check_parity(mine: nn.Module, peer: nn.Module, reduce_time: bool, x_scale: f
     (out * w).sum().backward()
     (ref * w).sum().backward()
     torch.testing.assert_close(x.grad, xp.grad, rtol=1e-3, atol=1e-5)
-    for (n, p), q in zip(mine.named_parameters(), peer.parameters()):
+    names = {id(p): n for n, p in mine.named_parameters()}
+    for p, q in zip(in_peer_order(mine, "params"), peer.parameters()):
+        n = names[id(p)]
         # a bias right before a batch norm gets a gradient of 0 up to rounding: compared at 1e-4
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-4 if n.endswith("bias") else 1e-5, msg=n)
-    stats = lambda m: [v for k, v in m.named_buffers() if k.endswith("running_var")]  # noqa: E731
-    for s, t in zip(stats(mine), stats(peer)):
+    stats = lambda m: [v for k, v in m.named_buffers() if k.rsplit(".", 1)[-1] in ("running_mean", "running_var")]  # noqa: E731
+    for s, t in zip(in_peer_order(mine, "stats"), stats(peer)):
         torch.testing.assert_close(s, t)
     mine.eval(), peer.eval()
     functional.reset_net(peer)
-    x2 = torch.rand(T, B, 3, 16, 16) * x_scale
+    x2 = torch.rand(T, B, 3, size, size) * x_scale
     o2 = mine(x2)
     torch.testing.assert_close(o2.mean(0) if reduce_time else o2, peer(x2), rtol=1e-4, atol=1e-5)
 
@@ -108,6 +123,23 @@ def test_ms_resnet_equals_spikingjelly():
     check_parity(mine, peer, reduce_time=True, x_scale=3.0)
 
 
+@pytest.mark.parametrize("mode", ["token", "channel"])
+def test_qkformer_equals_spikingjelly(mode):
+    from spikingjelly.activation_based.model import qkformer
+
+    # 32x32: four halvings to 2x2 (our QKFormer does not downsample below 2x2; SpikingJelly's would on 16x16)
+    mine = ours("qkformer", dim=32, depths=[1, 1, 1], heads=[2, 2, 2], qk_attention=mode, conv_bias=True,
+                in_shape=(3, 32, 32))
+    peer = qkformer.QKFormer(T=T, num_classes=10, embed_dims=32, num_heads=(2, 2, 2), depths=(1, 1, 1), qka_type=mode,
+                             spiking_neuron=sj_neuron.LIFNode, tau=2.0, detach_reset=True,
+                             surrogate_function=surrogate.ATan())
+    for stage in (peer.stage1, peer.stage2, peer.stage3):  # a custom neuron class drops the 0.5 of the attention neurons
+        for blk in stage:
+            blk.attn.attn_lif.v_threshold = 0.5
+    copy_into(mine, peer)
+    check_parity(mine, peer, reduce_time=True, x_scale=3.0, size=32)
+
+
 # ------------------------------------------------------------------ sizes
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
@@ -127,6 +159,9 @@ CASES = {  # ours (name, in_shape, classes, kwargs) == SpikingJelly's builder of
                                                                                   pooling_stat="0011")),
     "sdt-8-384 imagenet": (("spike_driven_transformer", (3, 224, 224), 1000, {"dim": 384, "depth": 8, "pooling": "1111", "conv_bias": True}),
                            lambda: spike_driven_transformer.sdt_8_384()),
+    "qkformer-10-384 imagenet": (("qkformer", (3, 224, 224), 1000, {"conv_bias": True}),
+                                 lambda: __import__("spikingjelly.activation_based.model.qkformer",
+                                                    fromlist=["qkformer_10_384"]).qkformer_10_384()),
     "ms18 imagenet": (("ms_resnet18", (3, 224, 224), 1000, {"stem": "imagenet"}), lambda: ms_resnet.ms_resnet18()),
     "ms34 imagenet": (("ms_resnet34", (3, 224, 224), 1000, {"stem": "imagenet"}), lambda: ms_resnet.ms_resnet34()),
     "ms18 cifar10 (imagenet stem)": (("ms_resnet18", (3, 32, 32), 10, {"stem": "imagenet"}),
