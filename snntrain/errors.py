@@ -72,9 +72,12 @@ def did_you_mean(key: str, valid: list[str], section: dict | None = None) -> str
     lower = {v.lower(): v for v in valid}
     if key.lower() in lower:
         return f" Did you mean {lower[key.lower()]}?"
-    close = difflib.get_close_matches(key.lower(), list(lower), n=2, cutoff=0.75)
+    prefix, _, tail = key.lower().rpartition(".")
+    siblings = {v.lower().rpartition(".")[2]: v for v in valid if v.lower().rpartition(".")[0] == prefix}
+    pool, word = (siblings, tail) if siblings else (lower, key.lower())  # compare names, not the shared section
+    close = difflib.get_close_matches(word, list(pool), n=2, cutoff=0.75)
     if close:
-        return f" Did you mean {' or '.join(lower[c] for c in close)}?"
+        return f" Did you mean {' or '.join(pool[c] for c in close)}?"
     tail = key.rsplit(".", 1)[-1].lower()
     ends = [v for v in valid if v.rsplit(".", 1)[-1].lower().startswith(tail) or tail.startswith(v.rsplit(".", 1)[-1].lower())]
     return f" Did you mean {ends[0]}?" if len(ends) == 1 and len(tail) >= 3 else ""

@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ConfigError, ParamError
+from .errors import ConfigError, ParamError, did_you_mean
 
 #: kind -> names of the context arguments the framework passes (never set by users).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -196,8 +196,9 @@ def build(kind: str, name: str, context: dict[str, Any] | None = None, **kwargs:
     for key in kwargs:
         if key not in params:
             valid = ", ".join(params) or "(none)"
+            hint = did_you_mean(f"{kind}.{key}", [f"{kind}.{p}" for p in params], {"name": name})
             raise ConfigError(
-                f"{kind}.{key}: {kind} {name!r} has no argument {key!r}. "
+                f"{kind}.{key}: {kind} {name!r} has no argument {key!r}.{hint} "
                 f"Valid arguments: {valid}. Remove the key or fix its spelling."
             )
     for p in params.values():

@@ -231,7 +231,8 @@ def test_suggestions(place, capsys):
         ("epoch=3",): "Did you mean trainer.epochs?", ("lr=0.1",): "Did you mean optimizer.lr?",
         ("T=４",): "Did you mean T=4?", ("T=4\u200b",): "Did you mean T=4?", ("optimizer=ADAMW",): "optimizer=adamw",
         ("neuron.v_threshold=1",): "Did you mean neuron.threshold?", ("norm=tebn.yaml",): "Did you mean norm=tebn?",
-        ("+trainer.epochs=3",): "trainer.epochs=3",
+        ("+trainer.epochs=3",): "trainer.epochs=3", ("+neuron.beta=0.9",): "lif's decay is β",
+        ("+neuron.thresh=2",): "Did you mean neuron.threshold?",
     }
     for args, hint in expect.items():
         assert cli.run([*args, "trainer.epochs=1"]) == 2
