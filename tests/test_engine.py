@@ -205,9 +205,40 @@ def test_disk_full_names_the_path_and_keeps_the_previous_checkpoint(tmp_path, mo
     with pytest.raises(StorageError) as e:
         train(compose_cfg(*fast), tmp_path)
     assert e.value.exit_code == 4
-    assert str(tmp_path / "checkpoints" / "last.pt") in str(e.value) and "No space left on device" in str(e.value)
+    assert str(tmp_path / "checkpoints" / "last.pt") in str(e.value) and "no space left on device (ENOSPC)" in str(e.value)
+    assert f"resume={tmp_path}" in str(e.value)  # a checkpoint exists: the run can continue
     assert _load(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1  # the previous checkpoint, intact
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))  # the partial file was removed
+    assert strict_json(tmp_path / "metrics.json")["status"] != "running"
+
+
+def test_disk_full_before_any_checkpoint_offers_no_resume(tmp_path, monkeypatch):
+    """torch.save reports a failed write as a C++ error; the message names the errno the file write raised."""
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    with pytest.raises(StorageError) as e:
+        train(compose_cfg("trainer.epochs=1", "trainer.limit_batches=2", "trainer.progress=false"), tmp_path)
+    text = str(e.value)
+    assert "no space left on device (ENOSPC)" in text and "inline_container" not in text, text
+    assert "resume=" not in text and "no checkpoint of this run had been written" in text
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
 
 
 def test_stale_temporary_files_are_removed_when_a_run_is_accepted(tmp_path):
