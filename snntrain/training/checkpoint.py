@@ -141,7 +141,13 @@ def write_text(path: Path, text: str, what: str = "file") -> None:
 
 def save(payload: dict[str, Any], path: Path) -> None:
     """Save a checkpoint atomically (see :func:`write_atomic`)."""
-    write_atomic(path, lambda f: torch.save(payload, f), "checkpoint")
+    from . import faults
+
+    def write(f: Any) -> None:
+        torch.save(payload, f)
+        faults.checkpoint_written(f)
+
+    write_atomic(path, write, "checkpoint")
 
 
 def link(source: Path, target: Path) -> None:

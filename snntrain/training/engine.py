@@ -26,7 +26,8 @@ Everything else is here, once:
   the later one). Each holds the exact position, the epoch's running sums and every
   RNG state, so ``resume=<run dir>`` continues bit for bit as if never stopped.
 * **Signals** — SIGINT, SIGTERM and SIGHUP finish the current step, save, print the
-  resume command and exit 128 + the signal's number (:mod:`~snntrain.training.signals`).
+  resume command and exit 128 + the signal's number (:mod:`~snntrain.training.signals`);
+  one during the last epoch's evaluation lets the run finish.
 * **Divergence** — a non-finite loss or gradient stops the run (``trainer.on_nonfinite:
   stop``: exit 3, naming epoch and step; the checkpoints keep the last finite state) or
   skips the batch (``skip``: counted in ``metrics.json`` as ``skipped_batches``). No
@@ -64,7 +65,7 @@ from torch.utils.data import DataLoader
 from .. import __version__
 from ..errors import ConfigError, Diverged, Interrupted, StorageError
 from ..registry import build
-from . import checkpoint, distributed, report
+from . import checkpoint, distributed, faults, report
 from .checkpoint import CheckpointSaver, NonFiniteState
 from .config import check_resumable, validate
 from .distributed import SINGLE, Dist
@@ -238,7 +239,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
     if not d.main:
         logging.getLogger("snntrain").setLevel(logging.WARNING)  # one log line per epoch: rank 0's
     rz = RankZero(run_dir, resumed, d)
-    with StopSignals() as signals:
+    with StopSignals(hold=command is not None) as signals:
         rz.claim()  # rank 0 claims the directory; a refusal stops every rank
         try:
             torch.manual_seed(cfg["seed"])
@@ -341,6 +342,7 @@ class Run:
                     sums[k] = sums[k] + v if k in sums else v
                 s.accum["n"] += len(y) if stats else 0
                 s.batch += 1
+                faults.batch_done(self.d.rank, epoch, s.batch, s.step, self.rz.path)
                 bar.advance(lambda: self.bar_text(sums, s.accum["n"], time.perf_counter() - t0, s.accum["n"] - n0))
                 if not boundary:  # checkpoints and signals wait for the optimizer step (no half-summed gradients)
                     continue
@@ -353,6 +355,8 @@ class Run:
     def end_epoch(self, epoch: int, t_epoch: float) -> None:
         lc, trainer, s, rz = self.loop, self.trainer, self.state, self.rz
         last = epoch + 1 == lc["epochs"]
+        if last:
+            faults.final_evaluation()
         test = trainer.evaluate(epoch, last)
         sums = {k: trainer.reduce(v) for k, v in s.accum["sums"].items()}
         n = int(trainer.reduce(torch.tensor(float(s.accum["n"]), device=self.device)))
@@ -383,6 +387,10 @@ class Run:
         eta = f"  eta {clock(epochs_left(left, self.epoch_seconds))}" if left else ""
         rz.info(f"{trainer.title} {epoch + 1}/{lc['epochs']}  {report.line(record, self.report)}{eta}")
         if self.signalled():
+            if last:  # every epoch is done and saved: the run finished
+                rz.info(f"{self.signals.name} received during the last epoch's evaluation; the run finished all "
+                        f"{lc['epochs']} epochs")
+                return
             self.stop_for_signal()
 
     # ---- what the loop calls -----------------------------------------------------------
@@ -455,9 +463,11 @@ class Run:
     def stop_for_signal(self) -> None:
         s = self.state
         self.save()
+        where = (f"after epoch {s.epoch} of {self.loop['epochs']}" if s.batch == 0 else
+                 f"at epoch {s.epoch + 1}, batch {s.batch}")
         raise Interrupted(
-            f"stopped by {self.signals.name} at epoch {s.epoch + 1}, batch {s.batch} (optimizer step {s.step}); "
-            f"{self.saver.last} holds that exact position. Continue with: {self.resume_command()}",
+            f"stopped by {self.signals.name} {where} (optimizer step {s.step}); {self.saver.last} holds that exact "
+            f"position. Continue with: {self.resume_command()}",
             self.signals.received,  # type: ignore[arg-type]
         )
 
