@@ -200,7 +200,7 @@ def test_command_exports_a_trained_run(tmp_path, capsys):
         assert capsys.readouterr().out.strip() == str(run / "export" / f"last{suffix}")
     assert isinstance(nir.read(str(run / "export" / "last.nir")), nir.NIRGraph)
     for bad, says in ((["nosuch.key=1"], "nosuch.key"), (["neuron.reset=subtract"], "reset=subtract"),
-                      (["--checkpoint", "best", "--format", "nir", "model.hidden=[7]"], "size mismatch")):
+                      (["--checkpoint", "best", "--format", "nir", "model.hidden=[7]"], "float32[7, 64]")):
         with pytest.raises(SystemExit) as stop:
             main([str(run), *bad])
         assert stop.value.code == 2 and says in capsys.readouterr().err
