@@ -139,6 +139,23 @@ def write_text(path: Path, text: str, what: str = "file") -> None:
     write_atomic(path, lambda f: f.write(text.encode()), what)
 
 
+def append_line(path: Path, line: str, what: str = "file") -> None:
+    """Append ``line`` (one ``write``, so concurrent appenders do not interleave) to ``path``, created if
+    missing; a symbolic link at ``path`` is refused (``O_NOFOLLOW``), never written through."""
+    path = Path(path)
+    refuse_symlink(path, what)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # a link put there after the check
+            refuse_symlink(path, what)
+        raise _storage_error(path, err, what) from None
+
+
 def save(payload: dict[str, Any], path: Path) -> None:
     """Save a checkpoint atomically (see :func:`write_atomic`)."""
     from . import faults
