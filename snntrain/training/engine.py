@@ -53,6 +53,7 @@ import logging
 import math
 import shlex
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,10 @@ from torch.utils.data import DataLoader
 from .. import __version__
 from ..errors import ConfigError, Diverged, Interrupted, StorageError
 from ..registry import build
-from . import checkpoint, distributed, faults, report
+from . import checkpoint, distributed, faults, report, rundir
 from .checkpoint import CheckpointSaver, NonFiniteState
 from .config import check_resumable, validate
-from .distributed import SINGLE, Dist
+from .distributed import SINGLE, Dist, PeerLost
 from .order import EpochBatches
 from .parts import Parts
 from .progress import EpochProgress, clock, epochs_left
@@ -226,6 +227,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
     """
     cfg = as_dict(cfg)
     loop = validate(cfg).loop
+    elastic = distributed.elastic_run()
+    if elastic and elastic[1] > 0 and not cfg["resume"]:  # torchrun restarted the workers: continue the run
+        cfg, run_dir = continue_elastic(cfg, Path(run_dir), *elastic)
     resumed = load_resumed(cfg, loop["epochs"])
     if resumed and resumed["position"]["epoch"] == loop["epochs"]:
         log.info(f"the run in {resumed['path']} already finished all {loop['epochs']} epochs; nothing to do "
@@ -261,11 +265,37 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                                       signals.received)
 
             rz.accept(run_files, before=not_signalled)
+            if elastic and d.main:
+                rundir.remember_elastic(elastic[0], rz.path)
             saver = CheckpointSaver(rz.ckpt_dir, loop["keep_checkpoints"], loop["checkpoint_every_steps"], d.main,
                                     state.step)
-            return Run(cfg, loop, trainer, state, saver, rz, device, signals, resumed, command, d).fit()
+            metrics = Run(cfg, loop, trainer, state, saver, rz, device, signals, resumed, command, d).fit()
+            if elastic and d.main:
+                rundir.forget_elastic(elastic[0])  # finished: nothing to continue
+            return metrics
         finally:
             rz.release()
+
+
+def continue_elastic(cfg: dict[str, Any], run_dir: Path, run_id: str, restart: int) -> tuple[dict[str, Any], Path]:
+    """The config and run directory of a worker torchrun restarted: the run directory its run id trained
+    in before (rank 0's record), resumed from its last checkpoint when it has one."""
+    d, _ = distributed.setup(cfg["device"])
+    found = None
+    if d.main:
+        previous = rundir.elastic_previous(run_id)
+        if previous is not None:
+            found = (str(previous), (previous / "checkpoints" / checkpoint.LAST).is_file())
+    found = distributed.broadcast_object(found, d)
+    if found is None:
+        return cfg, run_dir
+    previous, has_checkpoint = Path(found[0]), found[1]
+    if d.main:
+        if previous.resolve() != run_dir.resolve():
+            rundir.remove_if_empty(run_dir, run_dir.parent)  # the folder this restart's Hydra made, unused
+        log.info(f"torchrun restart {restart} of run {run_id}: continuing the run in {previous}"
+                 + (" from its last checkpoint" if has_checkpoint else " from the start (no checkpoint yet)"))
+    return ({**cfg, "resume": str(previous)} if has_checkpoint else cfg), previous
 
 
 class Run:
@@ -296,15 +326,27 @@ class Run:
         trainer.start(rz, resumed=self.resumed is not None)
         self.t_start = time.perf_counter()  # train_time_s: the epochs, after every set-up step (kernels included)
         try:
-            for epoch in range(s.epoch, lc["epochs"]):
-                t_epoch = time.perf_counter()
-                self.train_epoch(epoch, order, loader)
-                self.end_epoch(epoch, t_epoch)
+            try:
+                for epoch in range(s.epoch, lc["epochs"]):
+                    t_epoch = time.perf_counter()
+                    self.train_epoch(epoch, order, loader)
+                    self.end_epoch(epoch, t_epoch)
+            except RuntimeError as err:
+                if not distributed.lost_peer(err, self.d):
+                    raise
+                raise self.peer_lost() from None
             self.status = "finished"
             metrics = self.write_metrics()
         except (Diverged, Interrupted) as stop:
             self.status = "diverged" if isinstance(stop, Diverged) else "interrupted"
             rz.log_hparams(cfg, self.write_metrics({"stopped": str(stop)}), s.epochs_done)
+            raise
+        except PeerLost as stop:
+            self.status = "interrupted"
+            with contextlib.suppress(StorageError):
+                self.write_metrics({"stopped": str(stop)})
+            if not self.d.main:  # the command line prints rank 0's errors; this rank may be the only one left
+                print(f"snntrain: {stop}", file=sys.stderr, flush=True)
             raise
         except StorageError as stop:  # a full disk: metrics.json says so if it still can be written
             self.status = "failed"
@@ -459,6 +501,19 @@ class Run:
         if got and self.signals.received is None:
             self.signals.received = signal.SIGTERM
         return got
+
+    def peer_lost(self) -> PeerLost:
+        others = [r for r in range(self.d.world) if r != self.d.rank]
+        who = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(map(str, others))}"
+        kept = (f"the last checkpoint is {self.saver.last} (optimizer step {self.saver.saved_step})"
+                if self.saver.last.is_file() else "no checkpoint had been written yet")
+        return PeerLost(
+            f"process {who} of this {self.d.world}-process run stopped (killed or crashed) at epoch "
+            f"{self.state.epoch + 1}, so rank {self.d.rank} stopped too; {kept}. Under torchrun --max-restarts the "
+            f"workers continue the run from it by themselves; otherwise continue with: "
+            + (f"torchrun --nproc_per_node={self.d.world} -m {self.resume_command()}" if self.command is not None
+               else self.resume_command())
+        )
 
     def stop_for_signal(self) -> None:
         s = self.state

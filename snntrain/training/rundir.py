@@ -153,3 +153,30 @@ def remove_if_empty(path: Path, stop: Path) -> None:
         except OSError:
             return
         path = path.parent
+
+
+def _elastic_file(run_id: str) -> Path:
+    import hashlib
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "snntrain-elastic" / hashlib.sha256(run_id.encode()).hexdigest()[:32]
+
+
+def remember_elastic(run_id: str, path: Path) -> None:
+    """Record that torchrun's run ``run_id`` trains in ``path`` (rank 0, when the run is accepted)."""
+    from . import checkpoint
+
+    checkpoint.write_text(_elastic_file(run_id), str(Path(path).resolve()), "elastic run record")
+
+
+def elastic_previous(run_id: str) -> Path | None:
+    """The run directory torchrun's run ``run_id`` trained in before a restart, if one was recorded."""
+    f = _elastic_file(run_id)
+    if f.is_symlink() or not f.is_file():
+        return None
+    p = Path(f.read_text().strip())
+    return p if p.is_dir() else None
+
+
+def forget_elastic(run_id: str) -> None:
+    _elastic_file(run_id).unlink(missing_ok=True)
