@@ -78,7 +78,10 @@ class Parts:
     def model(self) -> torch.nn.Module:
         from ..neurons import neuron_layers
 
+        from . import budget
+
         data = self.data
+        budget.check(self._cfg, data, self.device)  # the memory the run needs, estimated before the network exists
         neuron, norm = self.neuron_factories()
         ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": self.T, "neuron": neuron, "norm": norm}
         model = self._build("model", ctx).to(self.device)
