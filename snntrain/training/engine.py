@@ -188,9 +188,10 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
-def assemble(cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE) -> TrainerBase:
-    """The one assembler: a validated config -> its parts -> its trainer (nothing trained or written)."""
-    spec = validate(cfg)
+def assemble(cfg: dict[str, Any], device: str | torch.device, dist: Dist = SINGLE) -> TrainerBase:
+    """The one assembler: a config, validated -> its parts -> its trainer (nothing trained or written)."""
+    spec = validate(cfg)  # first: a bad device string is refused by name here
+    device = torch.device(device)
     parts = Parts(cfg, device)
     return build("trainer", spec.trainer, context={"parts": parts, "loop": spec.loop, "device": device, "dist": dist},
                  **spec.trainer_args)
@@ -198,7 +199,7 @@ def assemble(cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE) -> 
 
 def build_trainer(cfg: DictConfig | dict[str, Any], device: str | torch.device = "cpu", dist: Dist = SINGLE) -> Any:
     """Validate ``cfg`` and build its trainer (data, model, ...) without training or writing anything."""
-    return assemble(as_dict(cfg), torch.device(device), dist)
+    return assemble(as_dict(cfg), device, dist)
 
 
 def load_resumed(cfg: dict[str, Any], epochs: int) -> dict[str, Any] | None:
