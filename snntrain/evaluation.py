@@ -109,6 +109,7 @@ def rebuild(path: str, overrides: list[str] = (), checkpoint: str = "last",  # t
     from .training.engine import build_trainer
 
     ckpt = ck.load(path, key="checkpoint", name={"last": ck.LAST, "best": ck.BEST}[checkpoint])
+    ck.check_run_fields(ckpt, key="checkpoint")  # a well-typed config and position before anything is built
     cfg = ckpt["config"]
     for item in overrides:
         _override(cfg, item)
@@ -117,14 +118,14 @@ def rebuild(path: str, overrides: list[str] = (), checkpoint: str = "last",  # t
     dev = cfg.get("device", "auto")
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev
     trainer = build_trainer(cfg, dev)
-    try:
-        trainer.model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:  # an override changed the network's shape
-        first = " ".join(str(err).split())[:400]
-        raise ConfigError(
-            f"checkpoint: the network rebuilt from {ckpt['path']}'s config (with the overrides given) does not fit its "
-            f"weights ({first}). Leave out overrides of model.*, neuron.*, norm.* or the dataset's shape."
-        ) from None
+    try:  # every weight: present, the network's dtype and shape, finite
+        ck.check_fits({"model": ckpt["model"], "path": ckpt["path"]}, {"model": trainer.state_dict()["model"]},
+                      key="checkpoint")
+    except ConfigError as err:
+        hint = (" If an override changed the network, leave out overrides of model.*, neuron.*, norm.* or the "
+                "dataset's shape." if overrides else "")
+        raise ConfigError(f"{err}{hint}") from None
+    trainer.model.load_state_dict(ckpt["model"])
     return trainer, ckpt
 
 

@@ -37,7 +37,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "loss": (),
     "optimizer": ("model",),
     "scheduler": ("optimizer", "epochs"),
-    "trainer": ("cfg", "device", "dist"),
+    "trainer": ("parts", "loop", "device", "dist"),
 }
 
 

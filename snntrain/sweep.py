@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -39,11 +38,9 @@ def record_job(sweep_dir: Path, num: int, overrides: list[str], run_dir: Path, c
            "test_acc": acc if isinstance(acc, float) and math.isfinite(acc) else None,
            "run_dir": str(run_dir) if code == 0 else None, "error": error}
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / JOBS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(rec) + "\n").encode())
-    finally:
-        os.close(fd)
+    from .training.checkpoint import append_line
+
+    append_line(sweep_dir / JOBS, json.dumps(rec) + "\n", "sweep record")  # never through a symbolic link
 
 
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:

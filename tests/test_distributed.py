@@ -28,9 +28,15 @@ def _worker(rank: int, world: int, port: int, jobs: list[tuple[list[str], str]])
     from snntrain.training import distributed, train
     from tests.conftest import compose_cfg
 
+    from snntrain import ConfigError
+
     try:
         for overrides, run_dir in jobs:
-            train(compose_cfg(*overrides), run_dir)
+            try:
+                train(compose_cfg(*overrides), run_dir)
+            except ConfigError as err:  # a refusal is a result too: recorded, and the next job runs
+                if rank == 0:
+                    Path(run_dir + ".refused").write_text(str(err))
     finally:
         distributed.shutdown(distributed.from_env())
 
@@ -39,7 +45,8 @@ def run_ddp(jobs: dict[str, list[str]], root: Path, world: int = 2) -> dict[str,
     """Each job (name -> overrides) trained by ``world`` processes; name -> its last checkpoint."""
     spec = [(overrides, str(root / name)) for name, overrides in jobs.items()]
     torch.multiprocessing.spawn(_worker, args=(world, _free_port(), spec), nprocs=world)
-    return {name: torch.load(root / name / "checkpoints" / "last.pt", weights_only=True) for name in jobs}
+    return {name: torch.load(root / name / "checkpoints" / "last.pt", weights_only=True) for name in jobs
+            if not (root / f"{name}.refused").exists()}
 
 
 def run_single(overrides: list[str], run_dir: Path) -> dict:
@@ -64,19 +71,24 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 NORMS = ["none", "bn", "bntt", "tdbn", "tebn"]
+STATS = NORMS[1:]  # the norms with batch statistics
 JOBS = {
     **{norm: [*FAST, f"norm={norm}", "trainer.sync_norm=true"] for norm in NORMS},
+    **{f"unsynced_{norm}": [*FAST, f"norm={norm}", "trainer.sync_norm=false"] for norm in STATS},
     "tbptt": [*FAST, "norm=bntt", "trainer.sync_norm=true", "trainer.tbptt_steps=2"],
-    "unsynced": [*FAST, "norm=bn", "trainer.sync_norm=false"],
     "one_epoch": [*FAST, "norm=bn", "trainer.sync_norm=true", "trainer.epochs=1"],
+    "indivisible": [*FAST, "norm=bn", "trainer.sync_norm=true", "trainer.batch_size=63"],
 }
 
 
 @pytest.fixture(scope="module")
 def ddp(tmp_path_factory):
-    """Every two-process run of this module, in one spawn (each process imports torch once, not once a test)."""
+    """Every two-process run of this module, in one spawn (each process imports torch once, not once a test);
+    ``from_one`` continues a one-process checkpoint of epoch 1 in two processes."""
     root = tmp_path_factory.mktemp("ddp")
-    return root, run_ddp(JOBS, root)
+    synced = [*FAST, "norm=bn", "trainer.sync_norm=true"]
+    run_single([*synced, "trainer.epochs=1"], root / "single_one_epoch")
+    return root, run_ddp({**JOBS, "from_one": [*synced, f"resume={root / 'single_one_epoch'}"]}, root)
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -99,15 +111,41 @@ def test_truncated_bptt_in_two_processes_equals_one(ddp, tmp_path):
     assert max_diff(ddp[1]["tbptt"]["model"], run_single(JOBS["tbptt"], tmp_path / "one")["model"]) <= 1e-5
 
 
-def test_without_sync_norm_batch_statistics_are_per_process(ddp, tmp_path):
-    """The check above can fail: unsynchronised BN (each process its half-batch) gives other weights."""
-    assert max_diff(ddp[1]["unsynced"]["model"], run_single(JOBS["unsynced"], tmp_path / "one")["model"]) > 1e-4
+@pytest.mark.parametrize("norm", STATS)
+def test_without_sync_norm_batch_statistics_are_per_process(ddp, tmp_path, norm):
+    """The check above can fail: an unsynchronised norm (each process its half-batch) gives other weights."""
+    one = run_single(JOBS[f"unsynced_{norm}"], tmp_path / "one")
+    assert max_diff(ddp[1][f"unsynced_{norm}"]["model"], one["model"]) > 1e-4
 
 
-def test_a_checkpoint_of_two_processes_resumes_in_one(ddp, tmp_path):
+def test_a_checkpoint_of_two_processes_resumes_in_one(ddp, tmp_path, monkeypatch):
+    """2 -> 1: the second epoch in one process ends where the uninterrupted runs end, training only that epoch."""
+    from .test_engine import count_steps
+
     overrides = [*FAST, "norm=bn", "trainer.sync_norm=true"]
-    one = run_single([*overrides, f"resume={ddp[0] / 'one_epoch'}"], tmp_path / "resumed")
+    with count_steps(monkeypatch) as calls:
+        one = run_single([*overrides, f"resume={ddp[0] / 'one_epoch'}"], tmp_path / "resumed")
+    assert calls == [(1, 0), (1, 1), (1, 2)]  # epoch 2's three batches, nothing of epoch 1 again
     assert one["epoch"] == 2 and one["position"]["step"] == 6
+    assert max_diff(one["model"], ddp[1]["bn"]["model"]) <= 1e-5  # the uninterrupted two-process run
+    assert max_diff(one["model"], run_single(overrides, tmp_path / "full")["model"]) <= 1e-5
+    assert max_diff(one["model"], ddp[1]["one_epoch"]["model"]) > 1e-4  # it did train on from epoch 1
+
+
+def test_a_checkpoint_of_one_process_resumes_in_two(ddp):
+    """1 -> 2: the uninterrupted two-process run's weights; the history keeps the one-process epoch."""
+    two, full = ddp[1]["from_one"], ddp[1]["bn"]
+    assert two["position"]["step"] == 6 and two["world_size"] == 2 and len(two["history"]) == 2
+    assert max_diff(two["model"], full["model"]) <= 1e-5
+    first = torch.load(ddp[0] / "single_one_epoch" / "checkpoints" / "last.pt", weights_only=True)
+    assert two["history"][0] == first["history"][0]  # epoch 1 was not trained again
+    assert max_diff(two["model"], first["model"]) > 1e-4
+
+
+def test_a_global_batch_that_does_not_split_is_refused(ddp):
+    text = (ddp[0] / "indivisible.refused").read_text()
+    assert "trainer.batch_size" in text and "63" in text and "multiple of 2" in text
+    assert not (ddp[0] / "indivisible").exists()
 
 
 def _torchrun(*args: str, cwd: Path) -> list[str]:
@@ -148,8 +186,13 @@ def test_torchrun_one_directory_and_sigterm_resume_is_bitwise(tmp_path):
     assert proc.returncode != 0
     position = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)["position"]
     assert 0 < position["step"] < 30 and "stopped by SIGTERM" in err
+    trace = tmp_path / "trace"
     resumed = subprocess.run(_torchrun(*run, f"resume={cut}", f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path),
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "SNNTRAIN_TEST_TRACE": str(trace)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = [[int(v) for v in line.split()] for line in trace.read_text().splitlines()]
+    for rank in (0, 1):  # each rank trained only the steps after the checkpoint
+        assert [r[3] for r in rows if r[0] == rank] == list(range(position["step"] + 1, 31))
     assert_same_state(torch.load(full_dir / "checkpoints" / "last.pt", weights_only=True),
                       torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True))

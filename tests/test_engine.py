@@ -5,6 +5,7 @@ once, sweeps) in tests/test_run_cli.py.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -60,6 +61,29 @@ def strict_json(path: Path) -> dict:
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+@contextlib.contextmanager
+def count_steps(monkeypatch):
+    """Record ``(epoch index, batch index)`` of every ``train_step`` call the engine makes."""
+    from snntrain.training.engine import Run
+
+    real_epoch, real_step, calls, where = Run.train_epoch, bptt.BPTT.train_step, [], {}
+
+    def train_epoch(self, epoch, order, loader):
+        where["run"] = self
+        return real_epoch(self, epoch, order, loader)
+
+    def train_step(self, x, y, **kw):
+        s = where["run"].state
+        calls.append((s.epoch, s.batch))
+        return real_step(self, x, y, **kw)
+
+    monkeypatch.setattr(Run, "train_epoch", train_epoch)
+    monkeypatch.setattr(bptt.BPTT, "train_step", train_step)
+    yield calls
+    monkeypatch.setattr(Run, "train_epoch", real_epoch)
+    monkeypatch.setattr(bptt.BPTT, "train_step", real_step)
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """An uninterrupted run with a checkpoint after every optimizer step, all of them kept."""
@@ -80,10 +104,13 @@ def test_step_checkpoints_are_kept_and_last_is_the_newest(full_run):
 
 
 @pytest.mark.parametrize("step", [1, 4, 5, 7, 13])  # mid-epoch and at an epoch's last batch (before evaluation)
-def test_resume_from_any_step_is_bitwise_equal_to_the_uninterrupted_run(full_run, tmp_path, step):
+def test_resume_from_any_step_is_bitwise_equal_to_the_uninterrupted_run(full_run, tmp_path, step, monkeypatch):
     d, full = full_run
     source = checkpoint.step_path(d / "checkpoints", step)
-    resumed = train(compose_cfg(*BASE, f"resume={source}"), tmp_path)
+    with count_steps(monkeypatch) as calls:
+        resumed = train(compose_cfg(*BASE, f"resume={source}"), tmp_path)
+    # the resumed run trained only the remaining steps, from the batch after the checkpoint's
+    assert calls == [(i // 5, i % 5) for i in range(step, 15)]
     assert_same_state(_load(d / "checkpoints" / "last.pt"), _load(tmp_path / "checkpoints" / "last.pt"))
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "best_test_acc"):
         assert resumed[key] == full[key], key  # the epoch's running sums were restored too
@@ -118,8 +145,13 @@ def test_signal_saves_the_exact_step_and_resume_matches(full_run, tmp_path, monk
     cut = _load(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert cut["position"] == {"epoch": 1, "batch": 3, "step": 8}
     assert strict_json(tmp_path / "cut" / "metrics.json")["status"] == "interrupted"
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
-    train(compose_cfg(*BASE, f"resume={tmp_path / 'cut'}"), tmp_path / "resumed")
+    # with a command (the command line, which exits next) further SIGTERMs are ignored until the exit
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with count_steps(monkeypatch) as calls:
+        train(compose_cfg(*BASE, f"resume={tmp_path / 'cut'}"), tmp_path / "resumed")
+    assert calls == [(1, 3), (1, 4), *[(2, b) for b in range(5)]]  # only the 7 steps after step 8
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # no command: the handlers are restored
     assert_same_state(_load(d / "checkpoints" / "last.pt"), _load(tmp_path / "resumed" / "checkpoints" / "last.pt"))
 
 
@@ -205,9 +237,40 @@ def test_disk_full_names_the_path_and_keeps_the_previous_checkpoint(tmp_path, mo
     with pytest.raises(StorageError) as e:
         train(compose_cfg(*fast), tmp_path)
     assert e.value.exit_code == 4
-    assert str(tmp_path / "checkpoints" / "last.pt") in str(e.value) and "No space left on device" in str(e.value)
+    assert str(tmp_path / "checkpoints" / "last.pt") in str(e.value) and "no space left on device (ENOSPC)" in str(e.value)
+    assert f"resume={tmp_path}" in str(e.value)  # a checkpoint exists: the run can continue
     assert _load(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1  # the previous checkpoint, intact
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))  # the partial file was removed
+    assert strict_json(tmp_path / "metrics.json")["status"] != "running"
+
+
+def test_disk_full_before_any_checkpoint_offers_no_resume(tmp_path, monkeypatch):
+    """torch.save reports a failed write as a C++ error; the message names the errno the file write raised."""
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    with pytest.raises(StorageError) as e:
+        train(compose_cfg("trainer.epochs=1", "trainer.limit_batches=2", "trainer.progress=false"), tmp_path)
+    text = str(e.value)
+    assert "no space left on device (ENOSPC)" in text and "inline_container" not in text, text
+    assert "resume=" not in text and "no checkpoint of this run had been written" in text
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
 
 
 def test_stale_temporary_files_are_removed_when_a_run_is_accepted(tmp_path):

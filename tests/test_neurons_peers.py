@@ -14,11 +14,12 @@ import torch
 
 from snntrain import ConfigError, build
 
-sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
-sj_surrogate = pytest.importorskip("spikingjelly.activation_based.surrogate")
-sj_functional = pytest.importorskip("spikingjelly.activation_based.functional")
-snntorch = pytest.importorskip("snntorch")
-snn_surrogate = pytest.importorskip("snntorch.surrogate")
+# test extras: a missing one fails collection, it is never skipped
+import snntorch  # noqa: E402
+import snntorch.surrogate as snn_surrogate  # noqa: E402
+import spikingjelly.activation_based.functional as sj_functional  # noqa: E402
+import spikingjelly.activation_based.neuron as sj_neuron  # noqa: E402
+import spikingjelly.activation_based.surrogate as sj_surrogate  # noqa: E402
 
 T = 16
 SHAPES = {"dense": (4, 8), "conv": (2, 3, 4, 4)}  # [B, ...]

@@ -28,8 +28,22 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "snntrain", *args]
 
 
-def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(cli(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(*args: str, cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cli(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def traced(trace: Path) -> list[tuple[int, int, int]]:
+    """``(epoch index, batches done, optimizer step)`` of every batch a run trained (SNNTRAIN_TEST_TRACE)."""
+    return [tuple(int(v) for v in line.split()[1:]) for line in trace.read_text().splitlines()]
+
+
+def assert_only_the_rest(trace: Path, position: dict) -> None:
+    """The resumed run trained exactly the batches after ``position`` (a checkpoint's), none before."""
+    rows = traced(trace)
+    assert [r[2] for r in rows] == list(range(position["step"] + 1, STEPS + 1))
+    first = (position["epoch"], position["batch"] + 1) if position["batch"] < 12 else (position["epoch"] + 1, 1)
+    assert rows[0][:2] == first
 
 
 def _steps_done(run_dir: Path) -> int:
@@ -71,8 +85,10 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(uninterrupted, t
         assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed; lower the targets"
         position = _final(cut)["position"]
         mid_epoch += position["batch"] not in (0, 12)
-        r = run(*RUN, f"resume={cut}", f"hydra.run.dir={resumed}", cwd=tmp_path)
+        trace = tmp_path / f"trace{i}"
+        r = run(*RUN, f"resume={cut}", f"hydra.run.dir={resumed}", cwd=tmp_path, env={"SNNTRAIN_TEST_TRACE": str(trace)})
         assert r.returncode == 0, r.stderr[-3000:]
+        assert_only_the_rest(trace, position)
         assert_same_state(uninterrupted, _final(resumed))
         assert (resumed / "checkpoints" / "best.pt").is_file()
     assert mid_epoch >= 3
@@ -90,8 +106,11 @@ def test_sigterm_saves_the_exact_step_exits_143_and_resumes_bitwise(uninterrupte
     assert position["step"] >= 14  # saved at the step the signal arrived in, not at an older checkpoint
     assert strict_json(cut / "metrics.json")["status"] == "interrupted"
     resume_cmd = err[err.index("Continue with: ") + len("Continue with: "):].split()[1:]
-    r = run(*resume_cmd, f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path)  # the printed command, as given
+    trace = tmp_path / "trace"
+    r = run(*resume_cmd, f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path,  # the printed command, as given
+            env={"SNNTRAIN_TEST_TRACE": str(trace)})
     assert r.returncode == 0, r.stderr[-3000:]
+    assert_only_the_rest(trace, position)
     assert_same_state(uninterrupted, _final(tmp_path / "resumed"))
 
 

@@ -76,7 +76,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     monkeypatch.setattr(bptt, "evaluate", real_evaluate)
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
 
-    resumed = train(compose_cfg(*args, f"resume={tmp_path / 'cut'}"), tmp_path / "resumed")
+    from .test_engine import count_steps
+
+    with count_steps(monkeypatch) as calls:
+        resumed = train(compose_cfg(*args, f"resume={tmp_path / 'cut'}"), tmp_path / "resumed")
+    assert calls == [(e, b) for e in (2, 3) for b in range(4)]  # epochs 3 and 4 only
     for key in ("test_acc", "test_loss", "train_loss", "best_test_acc", "epoch"):
         assert resumed[key] == full[key], key
     assert [h["test_loss"] for h in resumed["history"]] == [h["test_loss"] for h in full["history"]]

@@ -35,28 +35,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..layers.carry import carry_state
-from ..models import make_factories
-from ..neurons import neuron_layers
-from ..registry import build, register
-from .config import section_args, validate
+from ..registry import register
+from .config import validate
 from ..norm.sync import sync_norms
 from .distributed import SINGLE, Dist
 from .engine import NonFinite, TrainerBase, as_dict
-from . import budget
 from .monitor import FiringRates
+from .parts import Parts, sequence_input  # noqa: F401  (sequence_input: part of this module's interface)
 from .recompute import carrying, install as install_recompute
+from .report import Metric
 from .sops import SynapticOps
 
 log = logging.getLogger("snntrain")
-
-
-def sequence_input(data, encoder):
-    """Batch -> ``[T, B, ...]``: encode static samples, or move T first for temporal data."""
-    if data.temporal:
-        return lambda x: x.transpose(0, 1)
-    return encoder
 
 
 def compiled(module: torch.nn.Module) -> torch.nn.Module:
@@ -100,25 +91,8 @@ def compiled(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Data, model, encoder, loss, optimizer and scheduler from the config sections."""
-    T = cfg["T"]
-    data = build("dataset", cfg["dataset"]["name"], context={"T": T}, **section_args(cfg["dataset"]))
-    budget.check(cfg, data, device)  # the memory the run needs, estimated before the network exists
-    neuron, norm = make_factories(cfg["neuron"], cfg["surrogate"], cfg["norm"], T)
-    ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": T, "neuron": neuron, "norm": norm}
-    model = build("model", cfg["model"]["name"], context=ctx, **section_args(cfg["model"])).to(device)
-    if not neuron_layers(model):
-        raise ConfigError(
-            f"model: the {cfg['model']['name']} network built from this config has no spiking layer (check model.* "
-            f"such as model.hidden), so nothing in it spikes. Give it at least one hidden layer."
-        )
-    encoder = build("encoder", cfg["encoder"]["name"], context={"T": T}, **section_args(cfg["encoder"]))
-    loss_fn = build("loss", cfg["loss"]["name"], **section_args(cfg["loss"]))
-    optimizer = build("optimizer", cfg["optimizer"]["name"], context={"model": model},
-                      **section_args(cfg["optimizer"]))
-    scheduler = build("scheduler", cfg["scheduler"]["name"],
-                      context={"optimizer": optimizer, "epochs": cfg["trainer"]["epochs"]}, **section_args(cfg["scheduler"]))
-    return dict(data=data, model=model, encoder=encoder, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler)
+    """Data, model, encoder, loss, optimizer and scheduler from the config sections (see :class:`Parts`)."""
+    return Parts(cfg, device).supervised()
 
 
 def setup(cfg, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -167,12 +141,19 @@ class BPTT(TrainerBase):
     """Backpropagation through time on the readout sequence (surrogate gradients); the default trainer."""
 
     title = "epoch"
+    report = {
+        "train_loss": Metric("train/loss", "train loss", bar=True), "train_acc": Metric("train/acc", "acc", bar=True),
+        "test_loss": Metric("test/loss", "test loss"), "test_acc": Metric("test/acc", "acc"),
+        "lr": Metric("lr", "lr", ".2e"), "firing_rates": Metric("firing_rate/{}"),
+        "sops": Metric("sops/{}"), "sops.stages": Metric("sops/{}"), "energy_uJ": Metric("energy/{}_uJ"),
+        "activation_sparsity": Metric("activation_sparsity"),
+    }
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
-        super().__init__(cfg, device, dist)
-        parts = build_parts(cfg, device)
-        self.data, self.model, self.loss_fn = parts["data"], parts["model"], parts["loss_fn"]
-        self.optimizer, self.scheduler = parts["optimizer"], parts["scheduler"]
+    def __init__(self, parts: Parts, loop: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
+        super().__init__(parts, loop, device, dist)
+        built = parts.supervised()
+        self.data, self.model, self.loss_fn = built["data"], built["model"], built["loss_fn"]
+        self.optimizer, self.scheduler = built["optimizer"], built["scheduler"]
         self.recompute = install_recompute(self.model, self.loop["recompute"])  # trainer.recompute=stage: a wrapper
         self.net = self.model if self.recompute is None else self.recompute  # what the training step calls (or its DDP)
         if dist.enabled:
@@ -193,9 +174,9 @@ class BPTT(TrainerBase):
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "16-mixed")
         if self.loop["compile"]:
             self.net = compiled(self.net)
-        self.encoder = sequence_input(self.data, parts["encoder"])
-        if self.data.temporal and cfg["encoder"]["name"] != "direct":
-            log.info(f"dataset {cfg['dataset']['name']} is already a spike sequence; encoder {cfg['encoder']['name']} "
+        self.encoder = parts.encoder
+        if self.data.temporal and parts.names["encoder"] != "direct":
+            log.info(f"dataset {parts.names['dataset']} is already a spike sequence; encoder {parts.names['encoder']} "
                      f"is not used")
         self.warned_silent = False
 
@@ -284,17 +265,11 @@ class BPTT(TrainerBase):
             return {"train_loss": float("nan"), "train_acc": float("nan")}
         return {"train_loss": float(sums["loss"]) / n, "train_acc": float(sums["correct"]) / n}
 
-    def status(self, sums: dict[str, Tensor], n: int, seconds: float, n_now: int) -> str:
-        if n == 0:
-            return ""
-        return (f"loss {float(sums['loss']) / n:.4f} acc {float(sums['correct']) / n:.4f} "
-                f"{n_now / max(seconds, 1e-9):.0f} samples/s")
-
     # ---- evaluation ----------------------------------------------------------------
     def evaluate(self, epoch: int, last: bool) -> dict[str, Any]:
         # deterministic: a stochastic encoder is seeded from the run's seed, so a checkpoint re-scores the same
         # (snntrain-eval), and evaluating leaves the training's random streams untouched
-        with self.seeded(self.cfg["seed"]):
+        with self.seeded(self.parts.seed):
             test = evaluate(self.model, self.test_loader(), self.encoder, self.loss_fn, self.device, self.reduce)
         silent = [layer for layer, rate in test["firing_rates"].items() if rate == 0.0]
         if silent and not self.warned_silent:
@@ -333,26 +308,6 @@ class BPTT(TrainerBase):
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             self.scheduler.step()
         return {"lr": lr}
-
-    # ---- reporting -----------------------------------------------------------------
-    def scalars(self, record: dict[str, Any]) -> dict[str, float]:
-        tags = {key: record[key.replace("/", "_")] for key in ("train/loss", "train/acc", "test/loss", "test/acc")}
-        tags["lr"] = record["lr"]
-        tags["train/samples_per_s"] = record["samples_per_s"]
-        tags.update({f"firing_rate/{layer}": rate for layer, rate in record["firing_rates"].items()})
-        sops = record.get("sops")  # per sample (snntrain.training.sops)
-        if sops:
-            tags.update({f"sops/{k}": sops[k] for k in ("ac", "mac", "dense")})
-            tags.update({f"sops/{stage}/{k}": c[k] for stage, c in sops["stages"].items() for k in ("ac", "mac")})
-        if record.get("energy_uJ"):
-            tags.update({f"energy/{k}_uJ": record["energy_uJ"][k] for k in ("snn", "ann")})
-        if record.get("activation_sparsity") is not None:
-            tags["activation_sparsity"] = record["activation_sparsity"]
-        return tags
-
-    def summary(self, r: dict[str, Any]) -> str:
-        return (f"train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  test loss {r['test_loss']:.4f} "
-                f"acc {r['test_acc']:.4f}  lr {r['lr']:.2e}  {r['samples_per_s']:.0f} samples/s")
 
     def final_line(self, metrics: dict[str, Any]) -> str:
         return f"test accuracy {metrics['test_acc']:.4f}"

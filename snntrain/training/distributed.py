@@ -17,6 +17,13 @@ Conventions of a data-parallel run (see the README):
 * Losses, accuracies and firing rates are summed over all processes before they are
   reported; checkpoints hold the unwrapped model (no ``module.`` prefix) and every
   rank's RNG state.
+* **Elastic restarts** (``torchrun --max-restarts=N``): when a worker dies, the others stop
+  (:class:`PeerLost`: one paragraph naming the lost rank, the last checkpoint and the
+  command to continue) and torchrun starts them all again with the same
+  ``TORCHELASTIC_RUN_ID`` and a higher ``TORCHELASTIC_RESTART_COUNT``. Rank 0 recorded
+  which run directory that run id trains (:func:`snntrain.training.rundir.remember_elastic`),
+  so the restarted workers continue that run from its ``checkpoints/last.pt`` exactly as
+  ``resume=<run dir>`` would.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 
 if TYPE_CHECKING:
     import torch
@@ -135,3 +142,35 @@ def shutdown(d: Dist) -> None:
 
         if td.is_initialized():
             td.destroy_process_group()
+
+
+def elastic_run() -> tuple[str, int] | None:
+    """``(run id, restart count)`` when torchrun (TorchElastic) started this process, else None."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if not run_id or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return run_id, int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+class PeerLost(RunError):
+    """Another process of a data-parallel run died; this one stopped too."""
+
+
+#: words of the errors a collective raises when a peer process is gone
+_LOST = ("connection closed by peer", "connection reset by peer", "broken pipe", "connection refused",
+         "socket timeout", "nccl communicator was aborted", "timed out", "process group")
+
+
+def lost_peer(err: BaseException, d: Dist) -> bool:
+    """Whether ``err`` is a collective failing because another process of the run is gone."""
+    if not d.enabled or not isinstance(err, RuntimeError) or isinstance(err, RunError):
+        return False
+    try:
+        import torch.distributed as td
+
+        if isinstance(err, getattr(td, "DistError", ())):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    text = str(err).lower()
+    return "gloo" in text or "nccl" in text or any(w in text for w in _LOST)

@@ -63,7 +63,10 @@ class RunDir:
 
     def _lock(self, create: bool) -> None:
         lock = self.path / LOCK
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        if lock.is_symlink():
+            raise ConfigError(f"run directory {self.path}: its lock file {lock} is a symbolic link; snntrain never "
+                              f"writes through a link. Remove it, then run again.")
+        flags = os.O_RDWR | (os.O_CREAT if create else 0) | getattr(os, "O_NOFOLLOW", 0)
         self._fd = os.open(lock, flags, 0o644)
         if fcntl is None:
             return
@@ -80,7 +83,7 @@ class RunDir:
 
     def __enter__(self) -> "RunDir":
         lock = self.path / LOCK
-        if lock.exists():
+        if lock.exists() or lock.is_symlink():
             self._lock(create=False)  # a live run holds it: refuse, whatever else the folder holds
         self._refuse_other_run()  # before creating anything in the folder
         if self._fd is None:
@@ -116,6 +119,7 @@ class RunDir:
         for rel, text in (files or {}).items():
             target = self.path / rel
             checkpoint.write_atomic(target, lambda f, t=text: f.write(t.encode()), "run file")
+        checkpoint.refuse_symlink(self.path / LOG_NAME, "log file")
         handler = logging.FileHandler(self.path / LOG_NAME, encoding="utf-8")
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
         logging.getLogger("snntrain").addHandler(handler)
@@ -149,3 +153,30 @@ def remove_if_empty(path: Path, stop: Path) -> None:
         except OSError:
             return
         path = path.parent
+
+
+def _elastic_file(run_id: str) -> Path:
+    import hashlib
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "snntrain-elastic" / hashlib.sha256(run_id.encode()).hexdigest()[:32]
+
+
+def remember_elastic(run_id: str, path: Path) -> None:
+    """Record that torchrun's run ``run_id`` trains in ``path`` (rank 0, when the run is accepted)."""
+    from . import checkpoint
+
+    checkpoint.write_text(_elastic_file(run_id), str(Path(path).resolve()), "elastic run record")
+
+
+def elastic_previous(run_id: str) -> Path | None:
+    """The run directory torchrun's run ``run_id`` trained in before a restart, if one was recorded."""
+    f = _elastic_file(run_id)
+    if f.is_symlink() or not f.is_file():
+        return None
+    p = Path(f.read_text().strip())
+    return p if p.is_dir() else None
+
+
+def forget_elastic(run_id: str) -> None:
+    _elastic_file(run_id).unlink(missing_ok=True)

@@ -46,12 +46,11 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, check
 from ..learning import REDUCTIONS, WEIGHT_FUNCTIONS, STDPLearner
-from ..models import make_factories
-from ..registry import build, register
-from .bptt import sequence_input
-from .config import section_args
+from ..registry import register
 from .distributed import SINGLE, Dist
 from .engine import TrainerBase
+from .parts import Parts
+from .report import Metric
 
 log = logging.getLogger("snntrain")
 
@@ -75,10 +74,9 @@ class STDPLayer(nn.Module):
         return (s_pre, s_post) if return_input else s_post
 
 
-def build_layer(cfg: dict[str, Any], in_features: int, units: int, wta: bool, init_min: float,
+def build_layer(parts: Parts, in_features: int, units: int, wta: bool, init_min: float,
                 init_max: float) -> STDPLayer:
-    neuron_cfg = {**cfg["neuron"], "inhibition": wta}
-    make_neuron, _ = make_factories(neuron_cfg, cfg["surrogate"], cfg["norm"], cfg["T"])
+    make_neuron, _ = parts.neuron_factories(inhibition=wta)
     layer = STDPLayer(in_features, units, make_neuron((units,)))
     with torch.no_grad():
         layer.fc.weight.uniform_(init_min, init_max)
@@ -142,9 +140,16 @@ class STDP(TrainerBase):
     title = "stdp epoch"
     objectives = {"test_acc": "max", "best_test_acc": "max", "readout_train_acc": "max"}
     gradient_free = True  # trainer.precision, compile, accumulate_grad_batches, ... are refused
+    report = {
+        "weight_change": Metric("stdp/weight_change", "mean |dW|", ".3e", bar=True),
+        "train_firing_rate": Metric("stdp/firing_rate", "firing rate", bar=True),
+        "weight_mean": Metric("stdp/weight_mean", "weight mean"),
+        "test_acc": Metric("readout/test_acc", "readout test acc"), "readout_train_acc": Metric("readout/train_acc"),
+        "firing_rate": Metric("readout/firing_rate"),
+    }
 
     def __init__(
-        self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
+        self, parts: Parts, loop: dict[str, Any], device: torch.device, dist: Dist = SINGLE, units: int = 100, lr: float = 0.05, tau_pre: float = 2.0,
         tau_post: float = 2.0, f_pre: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
         f_post: Literal[WEIGHT_FUNCTIONS] = "multiplicative",  # type: ignore[valid-type]
         a_pre: float = 1.0, a_post: float = 1.0, reduction: Literal[REDUCTIONS] = "mean",  # type: ignore[valid-type]
@@ -152,7 +157,7 @@ class STDP(TrainerBase):
         normalize: float | None = 5.0, wta: bool = True, homeostasis: float = 0.5, target_rate: float | None = None,
         readout_every: int = 1, readout_max_iter: int = 1000,
     ):
-        super().__init__(cfg, device, dist)
+        super().__init__(parts, loop, device, dist)
         if dist.enabled:
             raise ConfigError("trainer: trainer=stdp trains one layer in one process; start it without torchrun "
                               "(or with --nproc_per_node=1).")
@@ -170,10 +175,8 @@ class STDP(TrainerBase):
         check(0 <= target_rate <= 1, "target_rate", f"a firing rate per step, must be in [0, 1], got {target_rate}")
         self.lr, self.clamp, self.normalize, self.homeostasis, self.target_rate = lr, clamp, normalize, homeostasis, target_rate
         self.readout_every, self.readout_max_iter = readout_every, readout_max_iter
-        self.data = build("dataset", cfg["dataset"]["name"], context={"T": cfg["T"]}, **section_args(cfg["dataset"]))
-        self.encoder = sequence_input(self.data, build("encoder", cfg["encoder"]["name"], context={"T": cfg["T"]},
-                                                       **section_args(cfg["encoder"])))
-        self.layer = build_layer(cfg, math.prod(self.data.in_shape), units, wta, init_min, init_max).to(self.device)
+        self.data, self.encoder = parts.data, parts.encoder
+        self.layer = build_layer(parts, math.prod(self.data.in_shape), units, wta, init_min, init_max).to(self.device)
         self.learner = STDPLearner(self.layer.fc, tau_pre, tau_post, f_pre, f_post, w_min=w_min, w_max=w_max,
                                    a_pre=a_pre, a_post=a_post, reduction=reduction)
         if normalize is not None:
@@ -184,7 +187,7 @@ class STDP(TrainerBase):
 
     def _readout(self, layer: STDPLayer) -> dict[str, float]:
         return readout(layer, self.data, self.encoder, self.loop["eval_batch_size"], self.readout_max_iter,
-                       self.cfg["seed"], self.device)
+                       self.parts.seed, self.device)
 
     # ---- state ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -233,12 +236,6 @@ class STDP(TrainerBase):
     def _weight_mean(self) -> float:
         return float(self.layer.fc.weight.mean())
 
-    def status(self, sums: dict[str, Tensor], n: int, seconds: float, n_now: int) -> str:
-        if not sums:
-            return ""
-        return (f"|dW| {float(sums['weight_change'] / sums['batches']):.2e} "
-                f"rate {float(sums['spikes'] / sums['entries'].clamp_min(1)):.3f} {n_now / max(seconds, 1e-9):.0f} samples/s")
-
     # ---- evaluation ----------------------------------------------------------------
     def evaluate(self, epoch: int, last: bool) -> dict[str, Any] | None:
         scored = last or (self.readout_every > 0 and (epoch + 1) % self.readout_every == 0)
@@ -247,20 +244,6 @@ class STDP(TrainerBase):
         score = self._readout(self.layer)
         return {"test_acc": score["test_acc"], "readout_train_acc": score["train_acc"],
                 "firing_rate": score["firing_rate"]}
-
-    # ---- reporting -----------------------------------------------------------------
-    def scalars(self, r: dict[str, Any]) -> dict[str, float]:
-        tags = {"stdp/weight_change": r["weight_change"], "stdp/firing_rate": r["train_firing_rate"],
-                "stdp/weight_mean": r["weight_mean"], "train/samples_per_s": r["samples_per_s"]}
-        if r.get("test_acc") is not None:
-            tags.update({"readout/test_acc": r["test_acc"], "readout/train_acc": r["readout_train_acc"],
-                         "readout/firing_rate": r["firing_rate"]})
-        return tags
-
-    def summary(self, r: dict[str, Any]) -> str:
-        scored = f"  readout test acc {r['test_acc']:.4f}" if r.get("test_acc") is not None else ""
-        return (f"mean |dW| {r['weight_change']:.3e}  firing rate {r['train_firing_rate']:.4f}  "
-                f"weight mean {r['weight_mean']:.4f}{scored}  {r['samples_per_s']:.0f} samples/s")
 
     def final_metrics(self, record: dict[str, Any]) -> dict[str, Any]:
         init = self.initial_score or {}
