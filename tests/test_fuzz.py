@@ -238,7 +238,7 @@ def test_suggestions(place, capsys):
         err = capsys.readouterr().err
         assert hint in err, (args, err)
     assert cli.run(["norm=TEBN"]) == 2
-    assert "Valid choices: bn, bntt, layernorm, neunorm, none, tdbn, tebn." in capsys.readouterr().err
+    assert "Valid choices: bn, bntt, layernorm, mpbn, neunorm, none, tab, tdbn, tebn." in capsys.readouterr().err
 
 
 # ---- snntrain-eval -----------------------------------------------------------------------

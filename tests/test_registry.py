@@ -24,7 +24,7 @@ def test_unknown_name_names_kind_and_choices():
     with pytest.raises(ConfigError) as e:
         build("norm", "nope")
     msg = str(e.value)
-    assert "norm" in msg and "'nope'" in msg and "bntt, layernorm, neunorm" in msg
+    assert "norm" in msg and "'nope'" in msg and "bntt, layernorm, mpbn, neunorm" in msg
 
 
 def test_unknown_argument_names_key_and_valid_arguments():
