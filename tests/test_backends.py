@@ -9,6 +9,7 @@ threshold, graded-spike factor) within 1e-5 (relative above magnitude 1).
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 
 import pytest
@@ -17,6 +18,8 @@ import torch
 from snntrain import ConfigError, available, build
 
 T, B = 8, 3
+# the parity tests run on this device (benchmarks/gpu_check.py sets cuda); the C++ kernel cases are CPU-only
+DEVICE = os.environ.get("SNNTRAIN_TEST_DEVICE", "cpu")
 SHAPES = {"dense": (5,), "conv": (2, 3, 3)}
 
 # name -> (constructor arguments with every parameter learnable, reset_delay offered)
@@ -100,12 +103,14 @@ def cpu_kernel(request, monkeypatch):
     ids=[f"{c}-{r}-{'delay' if d else 'now'}-{'det' if t else 'grad'}-{i}" for c, r, d, t, i in CASES],
 )
 def test_fused_equals_torch(case, reset, delay, detach, impl, surrogate, monkeypatch):
+    if DEVICE != "cpu" and impl == "kernel":
+        pytest.skip("the C++ kernel runs on the CPU only")
     use_kernel(impl, monkeypatch)
     shape = SHAPES["conv"] if "lif" == case else SHAPES["dense"]
     g = torch.Generator().manual_seed(zlib.crc32(f"{case}{reset}{delay}".encode()))
-    x = torch.randn(T, B, *shape, generator=g) * 1.2 + 0.6
-    ref = make(case, "torch", reset, delay, detach, surrogate, shape)
-    fused = make(case, "fused", reset, delay, detach, surrogate, shape)
+    x = (torch.randn(T, B, *shape, generator=g) * 1.2 + 0.6).to(DEVICE)
+    ref = make(case, "torch", reset, delay, detach, surrogate, shape).to(DEVICE)
+    fused = make(case, "fused", reset, delay, detach, surrogate, shape).to(DEVICE)
     fused.load_state_dict(ref.state_dict())
     s1, tr1, g1 = run(ref, x)
     s2, tr2, g2 = run(fused, x)
