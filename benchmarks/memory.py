@@ -19,9 +19,7 @@ Cases (all in this process):
 Reported per case and T: **saved** — the largest number of bytes autograd holds for the
 backward at any moment of the step (the tensors saved, each counted once by its own size —
 a step's slice of the input counts as that slice —, counted with saved-tensor hooks and
-released when their graph is freed; parameters excluded). It is deterministic. SpikingJelly's
-memopt keeps what it needs outside autograd's saved tensors, so its *saved* column is not
-comparable: compare it by *peak* (CUDA). **peak** — CUDA only (``max_memory_allocated`` over the step, minus what was
+released when their graph is freed; parameters excluded). It is deterministic. **peak** — CUDA only (``max_memory_allocated`` over the step, minus what was
 allocated before). **ms/step** — the median of ``--rounds`` steps; only meaningful on an idle
 machine. ``--json`` writes ``benchmarks/results/memory_<device>.json``.
 

@@ -220,3 +220,26 @@ def test_attention_neurons_fire_at_half_threshold_and_tdbn_alpha_on_summed_norms
     att = next(m for m in sdt.modules() if isinstance(m, SpikeDrivenSelfAttention))
     assert float(att.attn_neuron.threshold) == 0.5
     assert att.proj[1].alpha == pytest.approx(1 / math.sqrt(2)) and att.q[1].alpha == 1.0
+
+
+@pytest.mark.parametrize("name,kw", [("spikformer", dict(dim=32, heads=2, depth=1)),
+                                     ("spike_driven_transformer", dict(dim=32, heads=2, depth=1)),
+                                     ("qkformer", dict(dim=32, depths=[1, 1, 1], heads=[2, 2, 2])),
+                                     ("ms_resnet18", dict(width=0.125))])
+def test_every_norm_folds_into_its_conv_at_inference(name, kw):
+    import warnings
+
+    from snntrain.norm import BatchNorm, fold_model
+
+    torch.manual_seed(0)
+    m = ours(name, **kw).double()
+    m(torch.rand(T, 4, 3, 16, 16, dtype=torch.float64))  # move the running statistics
+    m.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # traced by fx, no fallback
+        folded = fold_model(m)
+    assert any(isinstance(x, BatchNorm) for x in m.modules())
+    assert not any(isinstance(x, BatchNorm) for x in folded.modules())
+    x = (torch.rand(T, 2, 3, 16, 16) < 0.5).double()
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), m(x), rtol=1e-9, atol=1e-9)

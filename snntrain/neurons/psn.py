@@ -103,12 +103,10 @@ class PSN(SpikingNeuron):
             if self._lambda >= 1.0:
                 return self.weight * self.mask
             return (self._lambda * self.mask + (1.0 - self._lambda)) * self.weight
-        rows = []
-        for i in range(T):  # row i: the last min(i+1, k) weights on steps i-k+1 .. i
-            n = min(i + 1, self.k)
-            rows.append(torch.cat([self.weight.new_zeros(i + 1 - n), self.weight[self.k - n :],
-                                   self.weight.new_zeros(T - i - 1)]))
-        return torch.stack(rows)
+        i = torch.arange(T, device=self.weight.device)
+        d = i[:, None] - i[None, :]  # row i weighs input j with w[k-1-(i-j)] for 0 <= i-j < k
+        inside = (d >= 0) & (d < self.k)
+        return torch.where(inside, self.weight[(self.k - 1 - d).clamp(0, self.k - 1)], self.weight.new_zeros(()))
 
     def _bias(self, T: int) -> Tensor:
         return self.bias if self.variant != "sliding" else self.bias.expand(T, 1)
@@ -142,27 +140,28 @@ class PSN(SpikingNeuron):
 
     def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step of a causal PSN; ``state`` holds the inputs of the steps before (None: none)."""
+        y, state = self.forward_chunk(x[None], state, 0 if state is None else state.shape[0])
+        return y[0], state
+
+    def forward_chunk(self, x_seq: Tensor, state: Tensor | None, t0: int = 0) -> tuple[Tensor, Tensor]:
+        """Steps ``t0 ..`` of a causal PSN given the inputs before them (``state``): the rows of the matrix
+        product for these steps, over the inputs kept and this chunk's (truncated BPTT, streaming)."""
         if not self.causal:
             raise ValueError(f"the {self.variant} PSN" + (" with lambda_ < 1" if self.variant == "masked" else "") +
                              " sees later steps, so it cannot run step by step; use variant=masked with lambda_=1 or sliding")
-        seen = x[None] if state is None else torch.cat([state, x[None]])
-        t = seen.shape[0] - 1
-        if self.variant == "masked" and t >= self.T:
-            raise ValueError(f"the masked PSN was built for T={self.T} time steps; this is step {t + 1}")
-        if self.variant == "sliding":  # step t weighs the last min(t+1, k) inputs
-            n = min(t + 1, self.k)
-            h = (self.weight[self.k - n :].view(-1, *([1] * x.dim())) * seen[t + 1 - n :]).sum(0) + self.bias
-        else:
-            row = self.gemm_weight(self.T)[t, : t + 1]
-            h = (row.view(-1, *([1] * x.dim())) * seen).sum(0) + self.bias[t]
-        keep = seen[seen.shape[0] - (self.k - 1):] if self.variant == "sliding" and t + 1 >= self.k else seen
+        K = x_seq.shape[0]
+        seen = x_seq if state is None else torch.cat([state, x_seq])
+        first = seen.shape[0] - K  # row of the chunk's first step in the matrix over ``seen``
+        if self.variant == "masked":
+            if seen.shape[0] > self.T:
+                raise ValueError(f"the masked PSN was built for T={self.T} time steps; this is step {seen.shape[0]}")
+            w, b = self.gemm_weight(self.T)[first : first + K, : first + K], self.bias[first : first + K]
+            keep = seen
+        else:  # the kept inputs are the last k-1 (or all, at the start): the rows of a matrix of their length
+            w, b = self.gemm_weight(seen.shape[0])[first:], self.bias.expand(K, 1)
+            keep = seen[seen.shape[0] - (self.k - 1):] if seen.shape[0] >= self.k else seen
+        h = torch.addmm(b, w, seen.flatten(1)).view(x_seq.shape)
         return self.emit(self._fire(h)), keep
-
-    def forward_chunk(self, x_seq: Tensor, state: Tensor | None, t0: int = 0) -> tuple[Tensor, Tensor]:
-        """Truncated BPTT (causal variants): the chunk's steps, given the inputs before it."""
-        from ..backends.loop import scan  # the one loop over T (imported on first use, as the base class does)
-
-        return scan(self.step, state, x_seq)[:2]
 
     def extra_repr(self) -> str:
         extra = "" if self.variant == "full" else f", k={self.k}"
