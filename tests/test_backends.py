@@ -53,9 +53,9 @@ def run(neuron, x, seed=1):
     xi = x.clone().requires_grad_()
     s, tr = neuron(xi, return_state=True)
     g = torch.Generator().manual_seed(seed)
-    loss = (s * torch.randn(s.shape, generator=g)).sum()
+    loss = (s * torch.randn(s.shape, generator=g).to(s.device)).sum()
     for name in sorted(tr):
-        loss = loss + (tr[name] * torch.randn(tr[name].shape, generator=g)).sum()
+        loss = loss + (tr[name] * torch.randn(tr[name].shape, generator=g).to(s.device)).sum()
     loss.backward()
     grads = {"x": xi.grad}
     grads.update({n: p.grad for n, p in neuron.named_parameters()})
