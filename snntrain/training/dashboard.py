@@ -78,7 +78,7 @@ def swept(run_dir: Path, cfg: dict[str, Any]) -> tuple[str, dict[str, list[Any]]
     """``(this run's overrides as one string, {key: the values the sweep gives it})``.
 
     A sweep's job reads the sweep's ``multirun.yaml`` (one folder up); a single run reads its
-    own ``.hydra/overrides.yaml``. Keys with one value keep it as their only one.
+    own ``.hydra/overrides.yaml`` (every key it sets).
     """
     import yaml
 
@@ -92,17 +92,17 @@ def swept(run_dir: Path, cfg: dict[str, Any]) -> tuple[str, dict[str, list[Any]]
         return [str(o) for o in data] if isinstance(data, list) else []
 
     own = [o for o in overrides(run_dir / ".hydra" / "overrides.yaml") if not o.startswith(("hydra", "trainer.progress"))]
-    sweep = overrides(run_dir.parent / "multirun.yaml") or own
+    sweep = overrides(run_dir.parent / "multirun.yaml")
     domains: dict[str, list[Any]] = {}
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        parsed = OverridesParser.create().parse_overrides(sweep)
+        parsed = OverridesParser.create().parse_overrides(sweep or own)
     except Exception:  # not Hydra's grammar (a hand-written file): no domains
         parsed = []
     for o in parsed:
         key = override_key(o.key_or_group, cfg)
-        if key is None:
+        if key is None or (sweep and not o.is_sweep_override()):  # in a sweep, only the keys it varies
             continue
         try:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
