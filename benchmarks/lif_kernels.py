@@ -10,9 +10,10 @@ decayed input (``H = beta V + X``): same cost, other numbers; it is timed, not c
 Cases (those that cannot run here are recorded with the reason, not timed):
 
 * ``snntrain-torch``, ``snntrain-fused``, ``snntrain-triton``: ``neuron.backend``;
-* ``sj-torch``, ``sj-triton``, ``sj-cuda``: SpikingJelly 2.0's ``LIFNode`` with its CUDA
-  implementation picked as ``SJ_LIF_CUDA_IMPLEMENTATION`` does (``cuda`` is its native
-  extension, present only in a source build);
+* ``sj-torch``, ``sj-triton``, ``sj-cuda``, ``sj-auto``: SpikingJelly 2.0's ``LIFNode`` with its
+  CUDA implementation picked as ``SJ_LIF_CUDA_IMPLEMENTATION`` does (``cuda`` is its native
+  extension, present only in a source build; ``auto`` is what it runs by default, which for
+  fp16 inputs is its PyTorch reference);
 * ``snntorch``: ``snn.Leaky`` in its time loop.
 
 Each case: warm-up, then the median of ``--reps`` timings (CUDA events on a GPU), and the
@@ -38,15 +39,15 @@ from typing import Callable
 import torch
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
-SAME_MATH = ("snntrain-torch", "snntrain-fused", "snntrain-triton", "sj-torch", "sj-triton", "sj-cuda")
+SAME_MATH = ("snntrain-torch", "snntrain-fused", "snntrain-triton", "sj-torch", "sj-triton", "sj-cuda", "sj-auto")
 
 
-def _snntrain(backend: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def _snntrain(backend: str, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
     from snntrain import build
 
     neuron = build("neuron", "lif", decay=0.5, decay_input=True, reset="zero", backend=backend,
                    context={"surrogate": build("surrogate", "sigmoid", alpha=4.0)})
-    return neuron
+    return neuron.to(device)
 
 
 def _spikingjelly(impl: str, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -59,12 +60,12 @@ def _spikingjelly(impl: str, device: str) -> Callable[[torch.Tensor], torch.Tens
         _selection._selections.clear()
         _selection._compiled_selections.clear()
         got = _selection._select(torch.cuda.current_device()).name
-        if got != impl:
+        if impl != "auto" and got != impl:
             raise RuntimeError(f"SpikingJelly picked {got!r}")
-    elif impl != "torch":
+    elif impl not in ("torch", "auto"):
         raise RuntimeError("SpikingJelly's CUDA implementations need a GPU")
     lif = neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0,
-                         surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m")
+                         surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m").to(device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         functional.reset_net(lif)
@@ -73,10 +74,10 @@ def _spikingjelly(impl: str, device: str) -> Callable[[torch.Tensor], torch.Tens
     return run
 
 
-def _snntorch() -> Callable[[torch.Tensor], torch.Tensor]:
+def _snntorch(device: str) -> Callable[[torch.Tensor], torch.Tensor]:
     import snntorch as snn
 
-    leaky = snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", spike_grad=snn.surrogate.sigmoid(slope=4))
+    leaky = snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", spike_grad=snn.surrogate.sigmoid(slope=4)).to(device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         mem = leaky.init_leaky()
@@ -91,11 +92,11 @@ def _snntorch() -> Callable[[torch.Tensor], torch.Tensor]:
 
 def make(case: str, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if case.startswith("snntrain-"):
-        return _snntrain(case.split("-", 1)[1])
+        return _snntrain(case.split("-", 1)[1], device)
     if case.startswith("sj-"):
         return _spikingjelly(case.split("-", 1)[1], device)
     if case == "snntorch":
-        return _snntorch()
+        return _snntorch(device)
     raise ValueError(case)
 
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--C", type=int, default=65536)
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--cases", default="snntrain-torch,snntrain-fused,snntrain-triton,sj-torch,sj-triton,sj-cuda,snntorch")
+    ap.add_argument("--cases", default="snntrain-torch,snntrain-fused,snntrain-triton,sj-torch,sj-triton,sj-cuda,sj-auto,snntorch")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     rows = run(a.device, [int(t) for t in a.T.split(",")], a.dtypes.split(","), a.N, a.C, a.reps, a.cases.split(","))

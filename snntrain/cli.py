@@ -22,7 +22,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError, RunError
+from .errors import ConfigError, PathError, RunError
+
+_FRONT: Any = None  # the front door's plan of the current command (snntrain.overrides.Front)
+
+
+def path_error(err: OSError, key: str = "hydra.run.dir") -> PathError:
+    """A file-system failure around the run directory as one paragraph (exit 4) naming the path."""
+    import errno as errno_names
+
+    code = errno_names.errorcode.get(err.errno or 0, "")
+    where = err.filename or "the run directory"
+    return PathError(f"{key}: {where} cannot be created or written: {err.strerror or err}"
+                     f"{f' ({code})' if code else ''}. Pick a folder on a writable disk that this user may write "
+                     f"({key}=<folder>); nothing was written.")
+
+
+def _stop() -> Path:
+    """Where removing a refused run's empty folders stops: the deepest folder of its path that existed before."""
+    return _FRONT.anchor if _FRONT is not None else Path.cwd()
 
 
 def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dict[str, str] | None = None,
@@ -30,14 +48,20 @@ def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dic
     """Run ``snntrain`` on ``cfg`` in ``run_dir``: ``(exit status, metrics or None, error message or None)``.
 
     Errors are printed as one paragraph (no traceback). A run that never started
-    removes ``run_dir`` (and its parent) again if they are left empty.
+    removes ``run_dir`` (and the parents this run created) again if they are left empty.
     """
+    from omegaconf.errors import OmegaConfBaseException
+
     from .training.rundir import remove_if_empty
     from .training.schema import precheck
 
     run_dir = Path(run_dir)
     try:
-        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        try:
+            plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        except OmegaConfBaseException as err:  # an interpolation in a config file that does not resolve
+            key = getattr(err, "full_key", None) or "config"
+            raise ConfigError(f"{key}: {str(err).splitlines()[0]}. Fix the value in its config file.") from None
         precheck(plain)  # the mistakes that need no component are refused before torch is imported
         from .training import train
 
@@ -46,18 +70,21 @@ def execute(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, files: dic
         message, code = f"snntrain: error: {err}", err.exit_code
     except RunError as err:
         message, code = f"snntrain: {err}", err.exit_code
+    except OSError as err:  # the run directory (or a file in it) could not be made: a file-system failure
+        err2 = path_error(err)
+        message, code = f"snntrain: error: {err2}", err2.exit_code
     except KeyboardInterrupt:
         message, code = ("snntrain: stopped at once (second Ctrl-C); the run's checkpoints/last.pt is the last "
                          "checkpoint written, if any."), 130
     else:
         if metrics.get("status") == "already finished":  # the engine said so; nothing was written
-            remove_if_empty(run_dir, Path.cwd())
+            remove_if_empty(run_dir, _stop())
         return 0, metrics, None
     from .training.distributed import from_env
 
     if from_env().main:  # under torchrun every process has the error; one prints it
         print(message, file=sys.stderr, flush=True)
-    remove_if_empty(run_dir, Path.cwd())
+    remove_if_empty(run_dir, _stop())
     return code, None, message
 
 
@@ -76,6 +103,8 @@ def _hydra_main(cfg: DictConfig) -> float:
     from .training import distributed
     from .training.rundir import remove_if_empty
 
+    if _FRONT is not None:
+        _FRONT.started = True
     hc = HydraConfig.get()
     run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
     d = distributed.from_env()
@@ -84,11 +113,11 @@ def _hydra_main(cfg: DictConfig) -> float:
             d, _ = distributed.setup(str(cfg.get("device", "auto")))
         except ConfigError as err:
             print(f"snntrain: error: {err}", file=sys.stderr)
-            remove_if_empty(run_dir, Path.cwd())
+            remove_if_empty(run_dir, _stop())
             sys.exit(err.exit_code)
         chosen = Path(distributed.broadcast_object(str(run_dir), d))
         if chosen != run_dir:
-            remove_if_empty(run_dir, Path.cwd())
+            remove_if_empty(run_dir, _stop())
             run_dir = chosen
     code, metrics, error = execute(cfg, run_dir, files=_hydra_files(cfg), command=overrides)
     distributed.shutdown(d)
@@ -159,16 +188,71 @@ def _asks_for_help(argv: list[str]) -> bool:
             and not any(a.startswith("hydra.searchpath") for a in argv))
 
 
-def main() -> None:
-    """Entry point of the ``snntrain`` command."""
-    from . import sweep
-
-    if _asks_for_help(sys.argv[1:]):
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``snntrain`` command (``argv``: the arguments after ``snntrain``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for_help(argv):
         print(help_text())
         return
-    _hydra_main()
-    if sweep.FAILED_JOBS:
-        sys.exit(1)
+    code = run(argv)
+    if code:
+        sys.exit(code)
+
+
+def run(argv: list[str]) -> int:
+    """``snntrain <argv>``: its exit status; every refusal printed as one paragraph on stderr.
+
+    The front door (:func:`snntrain.overrides.check`) refuses bad overrides before Hydra
+    reads them; Hydra then runs with ``HYDRA_FULL_ERROR=1`` so that its own errors reach
+    this function as exceptions, explained by :func:`snntrain.overrides.explain` (exit 2;
+    a run directory that cannot be made: exit 4). A refused run removes the folders it
+    created. ``HYDRA_FULL_ERROR=1`` set by the user shows Hydra's own error instead.
+    """
+    global _FRONT
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from . import overrides, sweep
+
+    try:
+        front = overrides.check(argv)
+    except ConfigError as err:
+        print(f"snntrain: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except SystemExit as stop:  # argparse: a bad flag, with its usage line
+        return stop.code if isinstance(stop.code, int) else 2
+    import os
+
+    user_full_error = os.environ.get("HYDRA_FULL_ERROR")
+    saved_argv, code = sys.argv, 0
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv = [saved_argv[0] if saved_argv else "snntrain", *argv]
+    _FRONT = front
+    sweep.FAILED_JOBS.clear()
+    try:
+        _hydra_main()
+        code = 1 if sweep.FAILED_JOBS else 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except OSError as err:  # Hydra could not create the run directory
+        key = "hydra.sweep.dir" if front.multirun else "hydra.run.dir"
+        print(f"snntrain: error: {path_error(err, key)}", file=sys.stderr)
+        code = 4
+    except Exception as err:  # noqa: BLE001 - Hydra's composition raises ValueError, KeyError, ... too
+        if user_full_error == "1" or front.started and not isinstance(err, (HydraException, OmegaConfBaseException)):
+            raise
+        print(f"snntrain: error: {overrides.explain(front, err)}", file=sys.stderr)
+        code = 2
+    finally:
+        sys.argv = saved_argv
+        if user_full_error is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = user_full_error
+        if code:
+            front.clean()
+        _FRONT = None
+    return code
 
 
 def _markdown(rst: str) -> str:

@@ -21,13 +21,75 @@ from typing import Any
 from .errors import ConfigError
 
 
-def _override(cfg: dict[str, Any], item: str) -> None:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"{item!r}: overrides are key=value (e.g. dataset.root=/data).")
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str", "seq", "map")}
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """The YAML value ``raw`` of override ``key``: plain scalars, lists and maps only.
+
+    No tags (``!!python/...``, ``!!binary``), no anchors or aliases (a few hundred characters of
+    nested aliases expand to gigabytes), at most 4096 characters, the characters and 64-bit
+    integers the command line allows (:mod:`snntrain.overrides`).
+    """
     import yaml
 
-    value = yaml.safe_load(raw) if raw else None
+    from .overrides import INT64, MAX_VALUE, _ascii_form, _char_problem
+
+    if len(raw) > MAX_VALUE:
+        raise ConfigError(f"{key}: the value is {len(raw)} characters long; values are limited to {MAX_VALUE}.")
+    problem = _char_problem(raw)
+    if problem:
+        fix = _ascii_form(raw)
+        raise ConfigError(f"{key}: the value {problem}.{f' Did you mean {key}={fix}?' if fix else ''}")
+    if "${" in raw:
+        raise ConfigError(f"{key}: {raw!r} is an interpolation; snntrain-eval takes plain values.")
+    if not raw.strip():
+        raise ConfigError(f"{key}: the value is empty; give a value, or null where the key allows none ({key}=null).")
+    try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{key}: {raw[:60]!r} is not a YAML value ({' '.join(str(err).split())[:160]}).") from None
+    seen: set[int] = set()
+    todo = [node] if node is not None else []
+    while todo:
+        n = todo.pop()
+        if id(n) in seen:
+            raise ConfigError(f"{key}: YAML anchors and aliases (&name, *name) are not accepted in overrides; write "
+                              f"the value out.")
+        seen.add(id(n))
+        if n.tag not in _PLAIN_TAGS:
+            raise ConfigError(f"{key}: the YAML tag {n.tag!r} is not accepted; overrides are plain numbers, strings, "
+                              f"true/false, null, lists [a, b] and maps {{a: 1}}.")
+        if isinstance(n.value, list):
+            for item in n.value:
+                todo.extend(item if isinstance(item, tuple) else [item])
+    value = yaml.safe_load(raw)
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, int) and not isinstance(v, bool) and not -INT64 <= v < INT64:
+            raise ConfigError(f"{key}: {str(v)[:30]}... is too large: integers here are 64-bit.")
+        if isinstance(v, float) and v != v:
+            continue
+        stack.extend(v.values() if isinstance(v, dict) else v if isinstance(v, list) else [])
+    return value
+
+
+def _split(item: str) -> tuple[str, str]:
+    from .overrides import _KEY
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{item[:60]}: overrides are key=value (e.g. dataset.root=/data).")
+    if not _KEY.fullmatch(key) or "/" in key or "@" in key:
+        shown = key[:60].encode("ascii", "backslashreplace").decode()
+        raise ConfigError(f"{shown}: not a config key; keys are dotted names such as dataset.root or T.")
+    return key, raw
+
+
+def _override(cfg: dict[str, Any], item: str) -> None:
+    key, raw = _split(item)
+    value = parse_value(key, raw)
     node = cfg
     *path, last = key.split(".")
     for part in path:
@@ -69,14 +131,25 @@ def rebuild(path: str, overrides: list[str] = (), checkpoint: str = "last",  # t
 def evaluate_checkpoint(path: str, overrides: list[str] = (), checkpoint: str = "last",  # type: ignore[assignment]
                         device: str | None = None) -> dict[str, Any]:
     """Test metrics of the checkpoint at ``path`` (a run directory or a ``.pt`` file)."""
-    trainer, ckpt = rebuild(path, overrides, checkpoint, device)
+    from .training import budget
+
+    with budget.evaluating():  # the memory budget of an evaluation: no gradients, no optimizer
+        trainer, ckpt = rebuild(path, overrides, checkpoint, device)
     epoch = int(ckpt.get("epoch", 1))
     metrics = trainer.evaluate(max(epoch - 1, 0), last=True)
     return {"checkpoint": ckpt["path"], "epoch": epoch, **metrics}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line, like every other error of the command."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message}. See {self.prog} --help.", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="snntrain-eval", description="Evaluate a snntrain checkpoint on its test set.")
+    ap = _Parser(prog="snntrain-eval", description="Evaluate a snntrain checkpoint on its test set.")
     ap.add_argument("run", help="a run directory (uses checkpoints/last.pt) or a checkpoint file")
     ap.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config (e.g. dataset.root=/data)")
     ap.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint of a run directory")
@@ -84,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true", help="print the metrics as JSON")
     a = ap.parse_args(argv)
     try:
+        for item in a.overrides:  # every override is read before the checkpoint is
+            parse_value(*_split(item))
         m = evaluate_checkpoint(a.run, a.overrides, a.checkpoint, a.device)
     except ConfigError as err:
         print(f"snntrain-eval: error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from urllib.error import URLError
@@ -268,3 +269,63 @@ def test_cli_missing_root_names_the_files(tmp_path):
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in out
     assert "Traceback" not in out
     assert not missing.exists() and not list(tmp_path.rglob("*.pt"))
+
+
+# ------------------------------------------------------------------ files that are not what they claim
+def _copy(data_root, tmp_path, folder: str):
+    shutil.copytree(data_root / folder, tmp_path / folder)
+    return tmp_path / folder
+
+
+def test_file_linked_outside_the_dataset_folder_is_refused(data_root, tmp_path):
+    raw = _copy(data_root, tmp_path, "MNIST") / "raw"
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte").symlink_to("/etc/passwd")
+    with pytest.raises(ConfigError) as err:
+        load("mnist", tmp_path)
+    msg = str(err.value)
+    assert f"{raw / 't10k-labels-idx1-ubyte'} is a link to /etc/passwd, outside {tmp_path / 'MNIST'}" in msg
+    assert "\n" not in msg and "ossci-datasets" in msg
+
+
+def test_a_linked_dataset_folder_is_fine(data_root, tmp_path):
+    (tmp_path / "MNIST").symlink_to(data_root / "MNIST")
+    assert len(load("mnist", tmp_path).test) == fx.MNIST_TEST
+
+
+@pytest.mark.parametrize("spoil,expected", [
+    (lambda x, y: (x, y.index_fill(0, torch.tensor([3]), 12)), "holds the label 12; labels are 0-9"),
+    (lambda x, y: (x.float(), y), "holds float32 images of shape [28, 28], not uint8 [28, 28]"),
+    (lambda x, y: (x[:, :14], y), "holds uint8 images of shape [14, 28], not uint8 [28, 28]"),
+    (lambda x, y: (x, y[:-1]), "has [59] int64 labels for 60 images"),
+    (lambda x, y: (x, y.float()), "has [60] float32 labels"),
+])
+def test_legacy_processed_mnist_files_are_checked(tmp_path, spoil, expected):
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    for split, file in (("train", "training.pt"), ("test", "test.pt")):
+        images, labels = fx.EXPECTED["mnist"][split]
+        x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+        torch.save(spoil(x, y) if split == "train" else (x, y), processed / file)
+    with pytest.raises(ConfigError) as err:
+        load("mnist", tmp_path)
+    msg = str(err.value)
+    assert f"the mnist train split in {tmp_path / 'MNIST'} " in msg and expected in msg, msg
+    assert "\n" not in msg
+
+
+def test_cifar_label_outside_the_classes_is_refused(data_root, tmp_path):
+    folder = _copy(data_root, tmp_path, "cifar-10-batches-py")
+    batch = vision.load_pickle(folder / "data_batch_2")
+    batch["labels"][0] = 10
+    with open(folder / "data_batch_2", "wb") as f:
+        pickle.dump(batch, f)
+    with pytest.raises(ConfigError, match=r"could not be read \(ValueError: labels \[10\] are outside the 10 classes"):
+        load("cifar10", tmp_path)
+
+
+def test_files_larger_than_the_memory_they_may_take_are_refused(data_root, tmp_path, monkeypatch):
+    _copy(data_root, tmp_path, "MNIST")
+    monkeypatch.setattr(vision, "available_memory", lambda: 100_000)  # the fixture files hold 62.8 kB
+    with pytest.raises(ConfigError, match=r"hold 62\.8 kB; they are read into memory whole, and only 50\.0 kB"):
+        load("mnist", tmp_path)

@@ -22,7 +22,9 @@ labels are ints; the bundle is ``temporal`` (the trainer skips the encoder).
 ``DiskCachedDataset`` file format; ``key`` hashes every setting that changes the frames:
 ``T`` / ``time_window``, ``denoise``, ``size``, dataset options, the list of source files;
 ``settings.json`` beside the split folders says which). Later epochs and runs read the
-frames back. Random augmentation (train split only) is applied to the frames *after* the
+frames back, after checking each file's header (a file that is not what this run would have
+written — other dtype or shape, a label that is no class index, data stored outside the file, a
+link out of the cache — is refused with the command that clears the cache). Random augmentation (train split only) is applied to the frames *after* the
 cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
 that many pixels / channels, zero-filled). Both commute with binning, so they equal flipping
 or shifting the events (``tonic.transforms.RandomFlipLR`` / a spatial shift) before binning,
@@ -34,7 +36,9 @@ also wants the downloaded archive (``train.zip``, ``ibmGestureTrain.tar.gz``, ..
 extracted files and at least 10,000 / 100 / 1,000 extracted files for N-MNIST / DVS-Gesture /
 CIFAR10-DVS, else it starts a download; the subclasses below replace that check by the
 explicit file check (users often delete archives after extracting; the test fixtures have a
-few files). No md5 sum is bypassed: tonic only hashes the archive it downloads itself.
+few files). No md5 sum is bypassed: tonic only hashes the archive it downloads itself. Every file
+is checked before it is read (see :mod:`snntrain.data._tonic` and docs/data.md): a bad one is a
+``ConfigError`` naming it, at the start of the run or when the sample is first read.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
+from .checks import BadEvents, check_tree
 from .files import DEFAULT_ROOT, require_files
 from .split import stratified_split
 
@@ -61,11 +66,16 @@ CACHE_FORMAT = 1
 
 
 def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset: str, download: bool,
-          **kwargs: Any):
-    """Construct tonic dataset ``cls_name`` under ``folder.parent``; download only when asked."""
+          num_classes: int, **kwargs: Any):
+    """Construct tonic dataset ``cls_name`` under ``folder.parent``; download only when asked.
+
+    Before tonic reads anything: no file under ``folder`` may link outside it, an SHD / SSC file must
+    have the layout and labels of the official ones; after: every sample's label is a class index.
+    Later reads check each file again (:class:`snntrain.data._tonic._Offline`).
+    """
     import tonic.datasets as tonic_datasets
 
-    from ._tonic import OFFLINE
+    from ._tonic import OFFLINE, check_hsd_file, source_file_error
 
     root = str(folder.parent)
     missing = [e for e in expected if not (folder / e).exists()]
@@ -75,12 +85,28 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
         except Exception as err:  # network or disk trouble: say so without a traceback
             raise ConfigError(f"dataset.download: fetching {dataset} into {folder} failed: {err}") from None
     require_files(dataset, folder, expected, source)
-    ds = OFFLINE[cls_name](root, **kwargs)
+    cls = OFFLINE[cls_name]
+    check_tree(folder, lambda path: source_file_error(path, cls.kind, source))
+    if cls_name in ("SHD", "SSC"):
+        file = folder / f"{dataset}_{kwargs.get('split', 'train' if kwargs.get('train', True) else 'test')}.h5"
+        check_hsd_file(file, num_classes, source_file_error(file, cls.kind, source))
+    try:
+        ds = cls(root, **kwargs)
+    except (ValueError, KeyError, IndexError, OSError) as err:  # a stray file or folder tonic cannot name
+        raise ConfigError(
+            f"dataset.root: tonic could not list the {dataset} files in {folder} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:300]}); a file or folder there does not follow the layout of "
+            f"{source}. Move it out of {folder}."
+        ) from None
+    ds.folder, ds.source = folder, source
     if len(ds) == 0:
         raise ConfigError(
             f"dataset.root: {folder} has the folders/files {', '.join(expected)} but no samples in them. "
             f"Get the data from {source}, or point dataset.root at the folder that holds {folder.name}/."
         )
+    for path, target in zip(getattr(ds, "data", None) or [], getattr(ds, "targets", None) or []):
+        if not (isinstance(target, (int, np.integer)) and 0 <= target < num_classes):
+            ds.fail_for(Path(path))(f"is named as class {target!r}; classes are 0-{num_classes - 1}")
     return ds
 
 
@@ -93,7 +119,7 @@ class Binning:
                  denoise: float | None = None, size: int | None = None):
         import tonic.transforms as tf
 
-        self.T, self.time_window = T, time_window
+        self.T, self.time_window, self.native = T, time_window, sensor
         self.steps: list[Callable] = []
         if denoise is not None:
             self.steps.append(tf.Denoise(filter_time=denoise))
@@ -109,6 +135,7 @@ class Binning:
         import tonic.transforms
 
         ToFrame = tonic.transforms.ToFrame  # looked up per call (tests count its calls)
+        self.check(events)
         for step in self.steps:
             events = step(events)
         if len(events) == 0:
@@ -123,6 +150,19 @@ class Binning:
         if len(frames) < self.T:  # float round-off in the number of windows
             frames = np.concatenate([frames, np.zeros((self.T - len(frames), *self.shape[1:]), np.int16)])
         return frames
+
+
+    def check(self, events: np.ndarray) -> None:
+        """Raise :class:`BadEvents` unless every event lies on the (native) sensor at a finite time."""
+        w, h, p = self.native
+        for field, n in (("x", w), ("y", h), ("p", p)):
+            if n > 1 and len(events):
+                v = events[field]
+                bad = v[(v < 0) | (v >= n)]
+                if len(bad):
+                    raise BadEvents(f"holds events with {field} = {bad[0]}, outside the sensor's 0-{n - 1}")
+        if events["t"].dtype.kind == "f" and not np.isfinite(events["t"]).all():
+            raise BadEvents("holds events whose time stamp is not finite")
 
 
 class Augment:
@@ -189,8 +229,12 @@ def cache_folder(splits: dict[str, Any], settings: dict[str, Any], cache_dir: st
     try:
         for split in splits:
             (folder / split).mkdir(parents=True, exist_ok=True)
-        if not (folder / "settings.json").exists():
-            (folder / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        if not os.path.lexists(folder / "settings.json"):  # written beside, then renamed: never through a link
+            tmp = folder / f".settings.json.{os.getpid()}.tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, folder / "settings.json")
     except OSError as err:
         raise ConfigError(
             f"dataset.cache_dir: cannot write the frame cache at {folder} ({err.strerror or err}). "
@@ -226,7 +270,10 @@ def _bundle(dataset: str, splits: dict[str, Any], sensor: tuple[int, int, int], 
         from ._tonic import FrameCache
 
         folder = cache_folder(splits, settings, cache_dir, root)
-        sources = {split: FrameCache(dataset=ds, cache_path=str(folder / split)) for split, ds in splits.items()}
+        sources = {split: FrameCache(ds, str(folder / split), binning.shape, num_classes, folder)
+                   for split, ds in splits.items()}
+        for source in sources.values():
+            source.check_files()
     augment = Augment(flip, translate) if (flip > 0 or translate > 0) else None
     flat = len(binning.shape) == 3
     if split_indices is None:
@@ -272,7 +319,8 @@ def nmnist(
     _check_common(T, time_window, denoise, size, 34, flip, translate)
     folder = Path(root).expanduser() / "NMNIST"
     kw = dict(first_saccade_only=first_saccade_only, stabilize=stabilize)
-    splits = {s: _open("NMNIST", folder, ["Train", "Test"], _NMNIST_SOURCE, "nmnist", download, train=s == "train", **kw)
+    splits = {s: _open("NMNIST", folder, ["Train", "Test"], _NMNIST_SOURCE, "nmnist", download, 10, train=s == "train",
+                    **kw)
               for s in ("train", "test")}
     return _bundle("nmnist", splits, (34, 34, 2), 10, T, time_window, denoise, size, flip, translate, cache,
                    cache_dir, Path(root).expanduser(), kw)
@@ -295,7 +343,7 @@ def dvsgesture(
     _check_common(T, time_window, denoise, size, 128, flip, translate)
     folder = Path(root).expanduser() / "DVSGesture"
     splits = {s: _open("DVSGesture", folder, ["ibmGestureTrain", "ibmGestureTest"], _GESTURE_SOURCE, "dvsgesture",
-                       download, train=s == "train") for s in ("train", "test")}
+                       download, 11, train=s == "train") for s in ("train", "test")}
     return _bundle("dvsgesture", splits, (128, 128, 2), 11, T, time_window, denoise, size, flip, translate, cache,
                    cache_dir, Path(root).expanduser(), {})
 
@@ -324,7 +372,7 @@ def cifar10dvs(
         raise ConfigError("dataset: cifar10dvs reads AEDAT4 files with the `aedat` package, which is not "
                           "installed: pip install aedat") from None
     folder = Path(root).expanduser() / "CIFAR10DVS"
-    ds = _open("CIFAR10DVS", folder, _CIFAR_CLASSES, _CIFAR_SOURCE, "cifar10dvs", download)
+    ds = _open("CIFAR10DVS", folder, _CIFAR_CLASSES, _CIFAR_SOURCE, "cifar10dvs", download, 10)
     train_idx, test_idx = stratified_split(list(ds.targets), test_fraction, split_seed)
     return _bundle("cifar10dvs", {"all": ds}, (128, 128, 2), 10, T, time_window, denoise, size, flip, translate,
                    cache, cache_dir, Path(root).expanduser(), {}, {"train": train_idx, "test": test_idx})
@@ -337,7 +385,7 @@ def _hsd(name: str, cls: str, num_classes: int, split_kwargs: dict[str, dict[str
     folder = Path(root).expanduser() / cls
     files = [f"{name}_{s}.h5" for s in ("train", "test")]
     source = _HSD_SOURCE.format(files=", ".join(f"{f}.zip" for f in files))
-    splits = {s: _open(cls, folder, files, source, name, download, **kw) for s, kw in split_kwargs.items()}
+    splits = {s: _open(cls, folder, files, source, name, download, num_classes, **kw) for s, kw in split_kwargs.items()}
     return _bundle(name, splits, (700, 1, 1), num_classes, T, time_window, None, size, 0.0, translate, cache,
                    cache_dir, Path(root).expanduser(), {})
 

@@ -19,6 +19,10 @@ uncompressed idx files in ``raw/``; the ``processed/{training,test}.pt`` caches 
 torchvision < 0.9 wrote are still read if present (torchvision prefers them), so a
 ``root`` filled by an old torchvision works too and counts as complete.
 
+Before torchvision reads them, no file may link outside its dataset folder and the files together
+must fit in half of the available memory (they are read whole); after, the images must be uint8 of
+the dataset's shape and the labels class indices. A file that fails is named in a ``ConfigError``.
+
 Encoders: ``normalize=true`` gives zero-mean inputs, right for the ``direct`` encoder.
 The ``rate`` encoder (and ``trainer=stdp``) needs intensities in [0, 1]: set
 ``dataset.normalize=false`` there.
@@ -32,6 +36,7 @@ from pathlib import Path
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
+from .checks import DataFileError, available_memory, human, check_tree
 from .files import DEFAULT_ROOT, require_files
 from .idx import check_mnist_files
 from .safe_pickle import load_cifar_batch, load_pickle
@@ -154,13 +159,17 @@ def _load(dataset: str, cls: type, root: str, download: bool, expected_folder: s
     if download:
         _download(dataset, cls, base)
     train_tf, test_tf = _transforms(mean, std, normalize, augment, crop_padding, flip, in_shape[-1])
+    folder = base / expected_folder.split("/")[0]
     try:
         if not legacy_complete:
             require_files(dataset, base / expected_folder, expected, _SOURCES[dataset])
-            if expected == _MNIST_FILES:
-                check_mnist_files(base / expected_folder)
+        _check_files(dataset, folder)
+        if not legacy_complete and expected == _MNIST_FILES:
+            check_mnist_files(base / expected_folder)
         train = cls(str(base), train=True, transform=train_tf)
         test = cls(str(base), train=False, transform=test_tf)
+        for split in (train, test):
+            _check_loaded(dataset, folder, split, in_shape, num_classes)
     except ConfigError:
         raise
     except OSError as err:  # unreadable folder or file
@@ -172,12 +181,58 @@ def _load(dataset: str, cls: type, root: str, download: bool, expected_folder: s
     except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, EOFError, IndexError,
             pickle.UnpicklingError) as err:  # truncated, malformed or foreign files
         why = " ".join(str(err).split()) or "no detail"
+        if "Weights only load failed" in why:  # torch's text advises weights_only=False, which can run code
+            why = "not a file of tensors that torch loads safely"
+        where = base / (expected_folder.split("/")[0] + "/processed" if legacy_complete else expected_folder)
         raise ConfigError(
-            f"dataset.root: the {dataset} files in {base / expected_folder} could not be read "
-            f"({type(err).__name__}: {why}). They may be truncated or not the official files; "
+            f"dataset.root: the {dataset} files in {where} could not be read "
+            f"({type(err).__name__}: {why[:300]}). They may be truncated or not the official files; "
             f"get them again from {_SOURCES[dataset]}."
         ) from None
     return DataBundle(train=train, test=test, in_shape=in_shape, num_classes=num_classes)
+
+
+def _file_error(dataset: str, path: Path):
+    def fail(what: str):
+        raise DataFileError(f"dataset.root: the {dataset} file {path} {what}. Get the official files again from "
+                            f"{_SOURCES[dataset]}.")
+    return fail
+
+
+def _check_files(dataset: str, folder: Path) -> None:
+    """Before reading: no file of ``folder`` links outside it, and the files (all read into memory)
+    fit in half of the memory available."""
+    check_tree(folder, lambda path: _file_error(dataset, path))
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    budget = available_memory() // 2
+    if total > budget:
+        raise DataFileError(
+            f"dataset.root: the {dataset} files in {folder} hold {human(total)}; they are read into memory whole, "
+            f"and only {human(budget)} (half of the memory available) may go to them. They are not the official "
+            f"files ({_SOURCES[dataset]}), or this machine has too little free memory for {dataset}."
+        )
+
+
+def _check_loaded(dataset: str, folder: Path, split, in_shape: tuple[int, int, int], num_classes: int) -> None:
+    """What torchvision read: ``[N, H, W(, C)]`` uint8 images and ``N`` class indices in ``[0, num_classes)``."""
+    import torch
+
+    data, targets = split.data, torch.as_tensor(split.targets)
+    c, h, w = in_shape
+    image = (h, w) if c == 1 else (h, w, c)
+    which = f"{'train' if split.train else 'test'} split"
+    if tuple(data.shape[1:]) != image or str(data.dtype).split(".")[-1] != "uint8":
+        raise DataFileError(f"dataset.root: the {dataset} {which} in {folder} holds {str(data.dtype).split('.')[-1]} "
+                            f"images of shape {list(data.shape[1:])}, not uint8 {list(image)}. Get the official "
+                            f"files again from {_SOURCES[dataset]}.")
+    if targets.dim() != 1 or len(targets) != len(data) or targets.is_floating_point() or targets.dtype == torch.bool:
+        raise DataFileError(f"dataset.root: the {dataset} {which} in {folder} has {list(targets.shape)} "
+                            f"{str(targets.dtype).split('.')[-1]} labels for {len(data)} images, not one class index "
+                            f"per image. Get the official files again from {_SOURCES[dataset]}.")
+    bad = targets[(targets < 0) | (targets >= num_classes)]
+    if len(bad):
+        raise DataFileError(f"dataset.root: the {dataset} {which} in {folder} holds the label {int(bad[0])}; "
+                            f"labels are 0-{num_classes - 1}. Get the official files again from {_SOURCES[dataset]}.")
 
 
 def _mnist_like(dataset: str, cls_name: str, root: str, download: bool, normalize: bool, augment: bool,

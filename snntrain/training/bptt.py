@@ -44,6 +44,7 @@ from .config import section_args, validate
 from ..norm.sync import sync_norms
 from .distributed import SINGLE, Dist
 from .engine import NonFinite, TrainerBase, as_dict
+from . import budget
 from .monitor import FiringRates
 from .sops import SynapticOps
 
@@ -101,6 +102,7 @@ def build_parts(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Data, model, encoder, loss, optimizer and scheduler from the config sections."""
     T = cfg["T"]
     data = build("dataset", cfg["dataset"]["name"], context={"T": T}, **section_args(cfg["dataset"]))
+    budget.check(cfg, data, device)  # the memory the run needs, estimated before the network exists
     neuron, norm = make_factories(cfg["neuron"], cfg["surrogate"], cfg["norm"], T)
     ctx = {"in_shape": data.in_shape, "num_classes": data.num_classes, "T": T, "neuron": neuron, "norm": norm}
     model = build("model", cfg["model"]["name"], context=ctx, **section_args(cfg["model"])).to(device)

@@ -11,11 +11,11 @@ closest valid one as a hint.
 """
 from __future__ import annotations
 
-import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..registry import _type_ok
 
 #: component groups of the top-level config (each a section with a ``name``)
@@ -30,6 +30,7 @@ class Key:
     default: Any
     help: str
     low: float | None = None
+    above: float | None = None  #: exclusive lower bound (a value that would mean "off" where null already does)
 
 
 TOP: dict[str, Key] = {
@@ -39,6 +40,9 @@ TOP: dict[str, Key] = {
     "resume": Key(Optional[str], None, "a run directory (or checkpoint file) to continue from"),
     "optimized_metric": Key(str, "test_acc", "the final metric a sweep's run returns (what Optuna optimises)"),
 }
+
+#: a seed inside a component section (e.g. ``dataset.split_seed``); null lets the component pick
+SEED = Key(Optional[int], None, "a random seed", low=0)
 
 LOOP: dict[str, Key] = {
     "epochs": Key(int, 30, "epochs in the whole run (raise it with resume= to extend a run)", low=1),
@@ -58,9 +62,12 @@ LOOP: dict[str, Key] = {
                      "32 | bf16-mixed | 16-mixed (autocast; fp16 with a gradient scaler)"),
     "compile": Key(bool, False, "compile the model with torch.compile (falls back to eager with a message)"),
     "accumulate_grad_batches": Key(int, 1, "batches whose gradients add up to one optimizer step", low=1),
-    "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off)", low=0),
+    "gradient_clip_val": Key(Optional[float], None, "clip the gradients' total 2-norm to this value (null: off; 0 is refused, it "
+                             "would zero every step)", above=0),
     "log_images_every": Key(Optional[int], 5, "TensorBoard spike rasters, membrane traces and histograms every N "
                             "epochs and after the last (null: never)", low=1),
+    "memory_budget": Key(Optional[Union[int, str]], None, "bytes (or a size: 8GB, 512MiB) the run may use; null: the "
+                         "memory available (RAM, or the GPU's free memory). Runs estimated above it are refused"),
     "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
                        "state carried across (null: the whole sequence)", low=1),
 }
@@ -73,13 +80,35 @@ GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches",
 RESUME_MAY_DIFFER = (
     "resume", "device", "optimized_metric", "trainer.epochs", "trainer.num_workers", "trainer.pin_memory", "trainer.persistent_workers",
     "trainer.prefetch_factor", "trainer.progress", "trainer.eval_batch_size", "trainer.checkpoint_every_steps",
-    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.compile", "trainer.log_images_every",
+    "trainer.keep_checkpoints", "trainer.on_nonfinite", "trainer.memory_budget", "trainer.compile", "trainer.log_images_every",
 )
 
 
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 10 ** 3, "kib": 2 ** 10, "m": 2 ** 20, "mb": 10 ** 6, "mib": 2 ** 20,
+          "g": 2 ** 30, "gb": 10 ** 9, "gib": 2 ** 30, "t": 2 ** 40, "tb": 10 ** 12, "tib": 2 ** 40}
+
+
+def parse_size(value: Any, key: str = "trainer.memory_budget") -> int | None:
+    """Bytes from ``value``: null, an integer of bytes, or ``"<number><unit>"`` (B, KB/MB/GB/TB = powers of
+    1000; K/M/G/T and KiB/MiB/GiB/TiB = powers of 1024)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]{0,3})\s*", value)) \
+            and m[2].lower() in _UNITS:
+        n = int(float(m[1]) * _UNITS[m[2].lower()])
+    else:
+        raise ConfigError(f"{key}: expected null (the memory available), a number of bytes or a size such as 8GB or "
+                          f"512MiB, got {value!r}.")
+    if n <= 0:
+        raise ConfigError(f"{key}: must be more than 0 bytes, got {value!r} (null: the memory available).")
+    return n
+
+
+
 def unknown_key(prefix: str, key: str, valid: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+    hint = did_you_mean(prefix + key, [prefix + v for v in valid], {"name": where.partition("=")[2] or where})
     return ConfigError(
         f"{prefix}{key}: not a key of {where}.{hint} Valid keys: {', '.join(valid)}. Remove it or fix its spelling."
     )
@@ -89,6 +118,8 @@ def check_value(name: str, value: Any, key: Key) -> None:
     ok, desc = _type_ok(value, key.type)
     if ok and key.low is not None and value is not None and value < key.low:
         ok, desc = False, f"{desc} >= {key.low:g}"
+    if ok and key.above is not None and value is not None and value <= key.above:
+        ok, desc = False, f"{desc} > {key.above:g} (null turns it off)"
     if not ok:
         raise ConfigError(f"{name}: expected {desc}, got {value!r}. Set it with {name}=<value>.")
 
@@ -127,6 +158,11 @@ def precheck(cfg: dict[str, Any]) -> None:
     for k, value in cfg["trainer"].items():  # unknown trainer keys need the trainer's own arguments: later
         if k in LOOP:
             check_value(f"trainer.{k}", value, LOOP[k])
+    parse_size(cfg["trainer"].get("memory_budget"))
+    for group in GROUPS:  # a seed in any section means what the top-level seed means: an integer >= 0
+        for k, value in cfg[group].items():
+            if k == "seed" or k.endswith("_seed"):
+                check_value(f"{group}.{k}", value, SEED)
     device = cfg["device"]
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device: must be auto, cpu, cuda or cuda:<index>, got {device!r}.")
