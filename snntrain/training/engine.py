@@ -249,6 +249,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                     log.warning(f"the checkpoint was written by {len(ranks)} process(es), this run has {d.world}: the "
                                 f"data order continues exactly, the random draws of dropout/encoders do not")
                 checkpoint.restore_rng(ranks[d.rank] if len(ranks) == d.world else resumed, device)
+                pos = resumed["position"]
+                log.info(f"resumed from {resumed['path']}: continuing at epoch {pos['epoch'] + 1}, batch {pos['batch'] + 1}")
 
             def accept():
                 if signals.received:
