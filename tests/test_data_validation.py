@@ -278,7 +278,8 @@ def test_bad_shd_file_is_refused_at_the_start(case, root, tmp_path):
             f["labels"] = np.zeros(n - 1, np.uint8)
 
     _rewrite_shd(path, edit)
-    expected = {"string labels": f"holds the labels as text [{n}], not one integer per sample", "label out of range": "holds the label 25; labels are 0-19",
+    expected = {"string labels": f"holds the labels as text [{n}], not one integer per sample",
+                "label out of range": "holds the label 25; labels are 0-19",
                 "external times": "stores 'spikes/times' in external files (/etc/passwd",
                 "linked keys": "makes 'extra/keys' a ExternalLink (to /etc/passwd/x)",
                 "fewer labels": f"holds {n - 1} labels for {n} / {n} spike rows"}[case]

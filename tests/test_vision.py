@@ -326,6 +326,6 @@ def test_cifar_label_outside_the_classes_is_refused(data_root, tmp_path):
 
 def test_files_larger_than_the_memory_they_may_take_are_refused(data_root, tmp_path, monkeypatch):
     _copy(data_root, tmp_path, "MNIST")
-    monkeypatch.setattr(vision, "available_memory", lambda: 100_000)  # the fixture files hold 62.8 kB
-    with pytest.raises(ConfigError, match=r"hold 62\.8 kB; they are read into memory whole, and only 50\.0 kB"):
+    monkeypatch.setattr(vision, "available_memory", lambda: 100_000)  # the fixture files hold 62.8 KB
+    with pytest.raises(ConfigError, match=r"hold 62\.8 KB; they are read into memory whole, and only 50\.0 KB"):
         load("mnist", tmp_path)

@@ -21,7 +21,8 @@ import tonic.datasets as tonic_datasets
 from tonic.cached_dataset import save_to_disk_cache
 from torch.utils.data import Dataset
 
-from .checks import BadEvents, DataFileError, check_declared, dtype_name, h5_dataset, npy_header, check_tree, require_inside, sample_budget
+from .checks import (BadEvents, DataFileError, check_declared, check_tree, dtype_name, h5_dataset, npy_header,
+                     require_inside, sample_budget)
 
 
 #: what tonic's readers, numpy and h5py raise on contents they cannot decode
@@ -46,13 +47,14 @@ class _Offline:
     samples sorted by path, so the order does not depend on the file system; and check every file
     before tonic reads it (:meth:`__getitem__`).
 
-    ``folder`` (the dataset's folder, e.g. ``root/NMNIST``) and ``source`` (where the files come from,
-    for the message) are set by :func:`snntrain.data.neuromorphic._open` after construction.
+    ``folder`` (the dataset's folder, e.g. ``root/NMNIST``), ``source`` (where the files come from,
+    for the message) and ``budget`` are set by :func:`snntrain.data.neuromorphic._open` after construction.
     """
 
     folder: Path
     source: str = "the dataset's download page"
     kind: str = "event"
+    budget: int | None = None  #: bytes one sample may declare (``None``: :func:`sample_budget` at each read)
 
     def _check_exists(self) -> bool:
         return True
@@ -68,6 +70,9 @@ class _Offline:
 
     def _precheck(self, path: Path, fail) -> None:
         """Per-format checks of the header / size, before the file is read."""
+
+    def _budget(self) -> int:
+        return self.budget if self.budget is not None else sample_budget()
 
     def fail_for(self, path: Path):
         return source_file_error(path, self.kind, self.source)
@@ -95,7 +100,7 @@ class NMNIST(_Offline, tonic_datasets.NMNIST):
         size = path.stat().st_size
         if size % 5:
             fail(f"holds {size} bytes, not a whole number of 5-byte N-MNIST events")
-        check_declared(size // 5 * self.dtype.itemsize + 4 * size, sample_budget(), fail)
+        check_declared(size // 5 * self.dtype.itemsize + 4 * size, self._budget(), fail)
 
 
 class DVSGesture(_Offline, tonic_datasets.DVSGesture):
@@ -108,7 +113,7 @@ class DVSGesture(_Offline, tonic_datasets.DVSGesture):
         if len(shape) != 2 or shape[1] != 4 or dtype.kind not in "iuf":
             fail(f"holds a {dtype_name(dtype)} array of shape {list(shape)}, not the events [N, 4] (x, y, p, t) of a "
                  f"DVS-Gesture .npy file")
-        check_declared(shape[0] * (4 * dtype.itemsize + self.dtype.itemsize), sample_budget(), fail)
+        check_declared(shape[0] * (4 * dtype.itemsize + self.dtype.itemsize), self._budget(), fail)
 
 
 class CIFAR10DVS(_Offline, tonic_datasets.CIFAR10DVS):
@@ -118,7 +123,7 @@ class CIFAR10DVS(_Offline, tonic_datasets.CIFAR10DVS):
 
     def _precheck(self, path: Path, fail) -> None:
         # uncompressed AEDAT4 stores 16 bytes per event; the decoded array takes about as much again
-        check_declared(2 * path.stat().st_size, sample_budget(), fail)
+        check_declared(2 * path.stat().st_size, self._budget(), fail)
 
 
 class _HSDFile(_Offline):

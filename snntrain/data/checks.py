@@ -48,18 +48,13 @@ class BadEvents(ValueError):
 
 
 def available_memory() -> int:
-    """Bytes of memory available to new allocations (``MemAvailable`` on Linux, free pages elsewhere)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    """Bytes of RAM this process may still take (``MemAvailable`` within the container's limit): the
+    run's memory budget's own measure, :func:`snntrain.training.budget.available`."""
+    import torch
+
+    from ..training.budget import available
+
+    return available(torch.device("cpu"))[0]
 
 
 def sample_budget() -> int:
@@ -69,11 +64,9 @@ def sample_budget() -> int:
 
 
 def human(n: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # unreachable
+    from ..training.budget import size
+
+    return size(n)
 
 
 def dtype_name(dtype: Any) -> str:

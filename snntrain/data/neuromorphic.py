@@ -24,8 +24,8 @@ labels are ints; the bundle is ``temporal`` (the trainer skips the encoder).
 ``settings.json`` beside the split folders says which). Later epochs and runs read the
 frames back, after checking each file's header (a file that is not what this run would have
 written — other dtype or shape, a label that is no class index, data stored outside the file, a
-link out of the cache — is refused with the command that clears the cache). Random augmentation (train split only) is applied to the frames *after* the
-cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
+link out of the cache — is refused with the command that clears the cache). Random augmentation
+(train split only) is applied to the frames *after* the cache: ``flip`` (probability of a left-right flip) and ``translate`` (a random shift of up to
 that many pixels / channels, zero-filled). Both commute with binning, so they equal flipping
 or shifting the events (``tonic.transforms.RandomFlipLR`` / a spatial shift) before binning,
 without re-binning every epoch.
@@ -55,7 +55,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, check
 from ..registry import register
 from .bundle import DataBundle
-from .checks import BadEvents, check_tree
+from .checks import BadEvents, check_tree, sample_budget
 from .files import DEFAULT_ROOT, require_files
 from .split import stratified_split
 
@@ -98,7 +98,7 @@ def _open(cls_name: str, folder: Path, expected: list[str], source: str, dataset
             f"{' '.join(str(err).split())[:300]}); a file or folder there does not follow the layout of "
             f"{source}. Move it out of {folder}."
         ) from None
-    ds.folder, ds.source = folder, source
+    ds.folder, ds.source, ds.budget = folder, source, sample_budget()
     if len(ds) == 0:
         raise ConfigError(
             f"dataset.root: {folder} has the folders/files {', '.join(expected)} but no samples in them. "
