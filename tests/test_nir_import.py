@@ -239,6 +239,17 @@ def test_command_trains_a_nir_graph(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_acc"] > 0.3  # ten digit classes: trained, not chance
+    # a single run is named by its overrides in TensorBoard's HParams table, and they are its differing keys
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    ev = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0})
+    ev.Reload()
+    content = ev.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.group_name == f"model=nir,model.path={path},trainer.epochs=2"
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {h.name for h in exp.hparam_infos if h.differs} == {"model.name", "model.path", "trainer.epochs", "seed"}
     saved = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
     assert not torch.equal(saved["1.module.weight"], net[1].weight.detach())  # the imported weights moved
     for bad, says in (("nosuch.nir", "no NIR file at"), (str(run / "metrics.json"), "is not a readable NIR graph")):

@@ -34,14 +34,16 @@ def test_resume_alone_continues_the_run(tmp_path):
                               text=True, cwd=tmp_path)
 
     first = tmp_path / "first"
-    done = snntrain("norm=bn", "model.hidden=[16]", "trainer.epochs=1", f"hydra.run.dir={first}")
+    done = snntrain("norm=bn", "model.hidden=[16]", "trainer.limit_batches=4", "trainer.epochs=1",
+                    f"hydra.run.dir={first}")
     assert done.returncode == 0, done.stderr[-2000:]
     # the run was meant to last two epochs: its record says so (as a run stopped after epoch 1 would)
-    (first / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["norm=bn", "model.hidden=[16]", "trainer.epochs=2"]))
+    (first / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["norm=bn", "model.hidden=[16]",
+                                                                     "trainer.limit_batches=4", "trainer.epochs=2"]))
     again = snntrain(f"resume={first}", f"hydra.run.dir={tmp_path / 'second'}")
     text = again.stdout + again.stderr
     assert again.returncode == 0, text[-2000:]
-    assert "resuming with the run's own overrides" in text and "norm=bn 'model.hidden=[16]' trainer.epochs=2" in text
+    assert "resuming with the run's own overrides" in text and "norm=bn 'model.hidden=[16]' trainer.limit_batches=4 trainer.epochs=2" in text
     assert f"resumed from {first / 'checkpoints' / 'last.pt'}: continuing at epoch 2, batch 1" in text
     metrics = json.loads((tmp_path / "second" / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2] and metrics["resumed_from"]

@@ -129,7 +129,8 @@ def test_a_2x2_sweep_leaves_figures_and_shows_its_keys_first_in_hparams(tmp_path
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     out = subprocess.run([sys.executable, "-m", "snntrain", "-m", "norm=bn,tebn", "seed=0,1", "trainer.epochs=2",
-                          "trainer.progress=false", f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True)
+                          "trainer.limit_batches=4", "trainer.progress=false", f"hydra.sweep.dir={tmp_path}"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in ("summary.png", "curves.png"):
         assert len(_colours(tmp_path / name)) > 10
