@@ -304,11 +304,13 @@ def write_summary(sweep_dir: Path) -> str | None:
     try:
         _write(sweep_dir / "summary.csv", summary_csv(rows).encode())
         _write(sweep_dir / "summary.md", md.encode())
-        from .sweep_figures import curves_png, summary_png
-
-        gs = groups(rows)
-        _write(sweep_dir / "summary.png", summary_png(gs, _common(rows)))
-        _write(sweep_dir / "curves.png", curves_png(rows, _setting, _common(rows)))
+        try:
+            from .sweep_figures import curves_png, summary_png
+        except ImportError as err:  # matplotlib is a dependency; a broken install still gets the tables
+            warn(f"summary.png and curves.png not drawn: {err}. Install matplotlib (pip install matplotlib).")
+        else:
+            _write(sweep_dir / "summary.png", summary_png(groups(rows), _common(rows)))
+            _write(sweep_dir / "curves.png", curves_png(rows, _setting, _common(rows)))
     except OSError as err:
         if isinstance(err, SummaryWriteError):
             raise
