@@ -143,20 +143,26 @@ class Check:
         script = ROOT / "benchmarks" / "open_neuromorphic.py"
         if not script.exists():
             return {"skipped": "benchmarks/open_neuromorphic.py is not there"}
-        js = self.tmp / "open_neuromorphic.json"
-        args = ["--device", "cpu", "--small"] if self.dry else ["--device", "cuda"]
-        r = self.sh("open_neuromorphic", [sys.executable, str(script), *args, "--json", str(js)], limit)
-        return {**r, **_load(js, self.out / "open_neuromorphic.json")}
+        args = ["--device", "cpu", "--small", "--steps", "20", "--rounds", "1"] if self.dry else ["--device", "cuda"]
+        name = f"open_neuromorphic_{self.device}{'_small' if self.dry else ''}.json"
+        return self.benchmark("open_neuromorphic", [sys.executable, str(script), *args], name, limit)
 
     def train_step(self, limit: float) -> dict:
         args = ["--device", self.device, "--rounds", "1" if self.dry else "4"]
         if self.dry:
             args += ["--workloads", "A", "--cases", "snntrain-fused"]
-        results = ROOT / "benchmarks" / "results" / f"train_step_{self.device}{'_partial' if self.dry else ''}.json"
+        name = f"train_step_{self.device}{'_partial' if self.dry else ''}.json"
+        return self.benchmark("train_step", [sys.executable, "benchmarks/train_step.py", *args], name, limit)
+
+    def benchmark(self, name: str, cmd: list[str], results_name: str, limit: float) -> dict:
+        """A benchmark script that writes ``benchmarks/results/<results_name>``: run it, copy its results out.
+
+        The dry run leaves the repository's results file as it found it."""
+        results = ROOT / "benchmarks" / "results" / results_name
         before = results.read_bytes() if results.exists() else None
-        r = self.sh("train_step", [sys.executable, "benchmarks/train_step.py", *args], limit)
-        got = _load(results, self.out / "train_step.json")
-        if self.dry:  # the dry run leaves the repository's results file as it found it
+        r = self.sh(name, cmd, limit)
+        got = _load(results, self.out / f"{name}.json")
+        if self.dry:
             if before is None:
                 results.unlink(missing_ok=True)
             else:

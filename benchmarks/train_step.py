@@ -2,11 +2,12 @@
 
 One training step = forward over T steps, cross-entropy on the time-averaged readout,
 backward, Adam. Workloads (every LIF: decay 0.5, threshold 1, subtract reset, arc-tangent
-surrogate with alpha 2; direct encoding, the image repeated over T):
+surrogate with alpha 2):
 
-* A: MLP 784-1000-10 (one LIF layer), T=25, B=128;
-* B: conv net on 3x32x32: [conv3x3 -> BN -> LIF] with 64, 128, 256 channels, a 2x2 max
-  pool after the first two, global average pool, linear 256-10; T=4, B=32;
+* A: MLP 784-1000-10 (one LIF layer), T=25, B=128, Bernoulli (rate-coded) input;
+* B: conv net on 3x32x32 analog input repeated over T: [conv3x3 -> BN -> LIF] with 64,
+  128, 256 channels, a 2x2 average pool after the first two, global average pool, linear
+  256-10; T=4, B=32;
 * C: B at T=16.
 
 Cases: ``snntrain-torch`` / ``snntrain-fused`` / ``snntrain-triton`` (CUDA) (the neuron
@@ -14,13 +15,16 @@ backend; bit-packed synapse inputs on), ``snntrain-fused-nopack`` (bit packing o
 ``snntrain-<fused|triton>-bf16`` / ``-int8`` (``neuron.grad_storage``), ``snntorch`` (``Leaky``,
 its usual per-step loop), ``spikingjelly`` (multi-step ``LIFNode``, torch backend; cupy
 and triton too when on a GPU where they import), and ``ann`` (the same layers with ReLU on
-a ``[T*B, ...]`` batch: what the synapses alone cost). All cases run in one process,
+a ``[T*B, ...]`` batch: what the synapses alone cost). A case name ending in ``@bf16``
+runs the step under ``torch.autocast`` in bfloat16 (what ``trainer.precision=bf16-mixed``
+does; its ratio is still to the float32 ANN limit). All cases run in one process,
 interleaved round by round. Reported: median ms per step, its ratio to the ANN limit,
 the bytes autograd saves for backward (unique storages, counted with saved-tensor hooks
 during one forward), and peak memory (CUDA: ``max_memory_allocated``; CPU: the rise of
 the peak resident set size, ``VmHWM``, over one step, in a fresh subprocess per case).
 
     python benchmarks/train_step.py [--workloads A,B,C] [--rounds 8] [--device cpu] [--threads 2]
+    python benchmarks/train_step.py --saved-only    # the bytes saved for backward only (deterministic, quick)
 
 Results go to ``benchmarks/results/train_step_<device>.json``.
 """
@@ -62,7 +66,7 @@ def snntrain_model(kind: str, backend: str, pack: bool, storage: str = "exact") 
     for i, c in enumerate((64, 128, 256)):
         layers += [seq(nn.Conv2d(c_in, c, 3, padding=1, bias=False)), seq(nn.BatchNorm2d(c)), lif((c, size, size))]
         if i < 2:
-            layers.append(seq(nn.MaxPool2d(2)))
+            layers.append(seq(nn.AvgPool2d(2)))
             size //= 2
         c_in = c
     layers += [seq(nn.AdaptiveAvgPool2d(1)), seq(nn.Flatten(1)), seq(nn.Linear(256, 10))]
@@ -78,7 +82,7 @@ def ann_layers(kind: str) -> nn.Sequential:
     for i, c in enumerate((64, 128, 256)):
         layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
         if i < 2:
-            layers.append(nn.MaxPool2d(2))
+            layers.append(nn.AvgPool2d(2))
         c_in = c
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(256, 10))
 
@@ -144,6 +148,7 @@ class SpikingJellyNet(nn.Module):
 
 
 def make_case(name: str, kind: str) -> nn.Module:
+    name = name.split("@")[0]
     if name == "ann":
         return ANN(kind)
     if name == "snntorch":
@@ -162,25 +167,32 @@ def cases(device: str) -> list[str]:
     if device == "cuda":
         names[3:3] = ["snntrain-triton"]
         names += ["spikingjelly-cupy", "spikingjelly-triton"]
+    names += ["ann@bf16", f"{ours}@bf16"]
     return names
 
 
 # ---------------------------------------------------------------- one training step
-def make_step(model: nn.Module, T: int, B: int, kind: str, device: str) -> Callable[[], None]:
+def make_step(model: nn.Module, T: int, B: int, kind: str, device: str, amp: bool = False) -> Callable[[], None]:
     g = torch.Generator().manual_seed(0)
     shape = (B, 1, 28, 28) if kind == "mlp" else (B, 3, 32, 32)
     img = torch.rand(shape, generator=g).to(device)
     target = torch.randint(0, 10, (B,), generator=g).to(device)
     x_seq = img.unsqueeze(0).expand(T, *shape).contiguous()
+    if kind == "mlp":  # rate coding: one Bernoulli draw per pixel and step (fixed, so every case sees the same)
+        x_seq = torch.bernoulli(x_seq.cpu(), generator=g).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def forward() -> Tensor:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+            return model(x_seq)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x_seq).mean(0), target)
+        loss = F.cross_entropy(forward().float().mean(0), target)
         loss.backward()
         opt.step()
 
-    step.forward = lambda: model(x_seq)  # type: ignore[attr-defined]
+    step.forward = forward  # type: ignore[attr-defined]
     return step
 
 
@@ -214,7 +226,7 @@ def peak_cpu_here(name: str, workload: str) -> int:
     w = WORKLOADS[workload]
     torch.manual_seed(0)
     model = make_case(name, w["kind"])
-    step = make_step(model, w["T"], w["B"], w["kind"], "cpu")
+    step = make_step(model, w["T"], w["B"], w["kind"], "cpu", amp=name.endswith("@bf16"))
     before = _hwm()
     step()
     return _hwm() - before
@@ -237,19 +249,25 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_workload(workload: str, rounds: int, device: str, threads: int, only: list[str] | None = None) -> dict:
+def run_workload(workload: str, rounds: int, device: str, threads: int, only: list[str] | None = None,
+                 saved_only: bool = False) -> dict:
     w = WORKLOADS[workload]
     steps, saved, peak, times = {}, {}, {}, {}
     for name in cases(device) if only is None else ["ann", *only]:
         try:
             torch.manual_seed(0)
             model = make_case(name, w["kind"]).to(device)
-            steps[name] = make_step(model, w["T"], w["B"], w["kind"], device)
+            steps[name] = make_step(model, w["T"], w["B"], w["kind"], device, amp=name.endswith("@bf16"))
         except Exception as e:  # a peer backend that does not import here
             print(f"  {name}: skipped ({type(e).__name__}: {e})".splitlines()[0])
             continue
         saved[name] = saved_bytes(steps[name])
         times[name] = []
+        if saved_only:
+            del steps[name]
+    if saved_only:
+        rows = {n: {"saved_MB": round(b / 2**20, 1), "saved_x_limit": round(b / saved["ann"], 3)} for n, b in saved.items()}
+        return {"workload": workload, **w, "cases": rows}
     for name, step in steps.items():  # warm-up
         step()
         step()
@@ -288,6 +306,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default=None, help="comma-separated subset of the cases (ann is always run)")
+    ap.add_argument("--saved-only", action="store_true", help="only the bytes saved for backward (no timing)")
     ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -301,13 +320,19 @@ def main() -> None:
     print(f"machine: {machine}")
     results = []
     for wl in a.workloads.split(","):
-        r = run_workload(wl, a.rounds, a.device, a.threads, a.cases.split(",") if a.cases else None)
+        r = run_workload(wl, a.rounds, a.device, a.threads, a.cases.split(",") if a.cases else None, a.saved_only)
         results.append(r)
+        if a.saved_only:
+            print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']}: saved for backward")
+            for name, c in r["cases"].items():
+                print(f"  {name:24s} {c['saved_MB']:9.1f} MB {c['saved_x_limit']:8.3f} x limit")
+            continue
         print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']} ({a.rounds} rounds)")
         print(f"  {'case':24s} {'ms/step':>9s} {'x limit':>8s} {'saved MB':>9s} {'x limit':>8s} {'peak MB':>8s}")
         for name, c in r["cases"].items():
             print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {c['peak_MB']:8.1f}")
-    path = Path(__file__).parent / "results" / f"train_step_{a.device}{'_partial' if a.cases else ''}.json"
+    suffix = "_saved" if a.saved_only else "_partial" if a.cases else ""
+    path = Path(__file__).parent / "results" / f"train_step_{a.device}{suffix}.json"
     path.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"\nwritten to {path}")
 

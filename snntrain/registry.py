@@ -27,7 +27,7 @@ from .errors import ConfigError, ParamError
 
 #: kind -> names of the context arguments the framework passes (never set by users).
 KINDS: dict[str, tuple[str, ...]] = {
-    "neuron": ("surrogate", "shape"),
+    "neuron": ("surrogate", "shape", "T"),
     "surrogate": (),
     "norm": ("num_features", "T", "v_th", "shape"),
     "layer": (),
@@ -102,7 +102,7 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
 
 #: the modules whose import registers the built-in components (imported on the first query)
 COMPONENT_MODULES = ("data", "layers", "models", "neurons", "norm", "surrogates", "training.losses",
-                     "training.optim", "training.bptt", "training.stdp")
+                     "training.optim", "training.bptt", "training.stdp", "training.sltt", "training.ottt")
 _loaded = False
 
 

@@ -21,7 +21,10 @@ Subclass :class:`Surrogate`, list the constructor arguments the derivative needs
 ``x`` (a tensor) and plain numbers, elementwise, same shape and dtype as ``x``. No
 module reaches autograd: the spike function receives that function and the numbers,
 so every backend (the ``torch`` loop, the ``fused`` autograd function) evaluates the
-same formula. Constructor arguments become config keys, so annotate their types and
+same formula. A built-in surrogate also carries ``kernel_id``, the number of the same
+closed form in the compiled kernels (:mod:`snntrain.kernels`), and passes them its one
+parameter as a plain number (:meth:`Surrogate.kernel`); a user-defined one (or a subclass
+that redefines ``derivative``) has none and runs on the PyTorch paths. Constructor arguments become config keys, so annotate their types and
 check their ranges with :func:`snntrain.errors.check`::
 
     import torch
@@ -61,7 +64,7 @@ imported, so import it in the process that builds the model. Then:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -101,10 +104,29 @@ class Surrogate(nn.Module):
     """
 
     args: tuple[str, ...] = ()
+    #: the number of this :math:`g'` in the compiled kernels' switch (C++ and Triton); None: Python only
+    kernel_id: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if ("derivative" in cls.__dict__ or "grad" in cls.__dict__) and "kernel_id" not in cls.__dict__:
+            cls.kernel_id = None  # a new g' is not the kernels' inherited one
 
     @staticmethod
     def derivative(x: Tensor, *args: Any) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def kernel(self) -> tuple[int, float] | None:
+        """``(kernel_id, parameter)`` for the compiled kernels, or None (a Python-only :math:`g'`).
+
+        The parameter is the surrogate's one argument (0 without; -1 for a ``None`` value,
+        ``straight_through`` without a window).
+        """
+        derivative, args = self.spec()
+        if self.kernel_id is None or derivative is not type(self).derivative or len(args) > 1:
+            return None
+        a = args[0] if args else 0.0
+        return self.kernel_id, -1.0 if a is None else float(a)
 
     def spec(self) -> tuple[Derivative, tuple]:
         """The derivative as a plain function and its numeric arguments."""
@@ -144,6 +166,8 @@ class ATan(Surrogate):
     both with default alpha=2.
     """
 
+    kernel_id = 0
+
     args = ("alpha",)
 
     def __init__(self, alpha: float = 2.0):
@@ -167,6 +191,8 @@ class Sigmoid(Surrogate):
     which overflows to NaN in float32 for :math:`kx \lesssim -85` (x < -3.4 at k=25);
     this one uses ``torch.sigmoid`` and stays finite.
     """
+
+    kernel_id = 1
 
     args = ("alpha",)
 
@@ -194,6 +220,8 @@ class Triangle(Surrogate):
     bump, negative above threshold), not a triangular :math:`g'`.
     """
 
+    kernel_id = 3
+
     args = ("width",)
 
     def __init__(self, width: float = 1.0):
@@ -219,6 +247,8 @@ class FastSigmoid(Surrogate):
     ``alpha *`` this surrogate at ``slope=1``.
     """
 
+    kernel_id = 2
+
     args = ("slope",)
 
     def __init__(self, slope: float = 25.0):
@@ -242,6 +272,8 @@ class PiecewiseQuadratic(Surrogate):
     ``spikingjelly.surrogate.PiecewiseQuadratic(alpha)``, whose default alpha=1 this is; the
     same function as ``triangle`` with ``width = 1/alpha``, in SpikingJelly's parameters.
     """
+
+    kernel_id = 4
 
     args = ("alpha",)
 
@@ -267,6 +299,8 @@ class Rectangular(Surrogate):
     and as ``spikingjelly.surrogate.PiecewiseLeakyReLU(w=w/2, c=0)``. snnTorch has none.
     """
 
+    kernel_id = 5
+
     args = ("width",)
 
     def __init__(self, width: float = 1.0):
@@ -289,6 +323,8 @@ class Erf(Surrogate):
     whose default alpha=2 this is. The same curve as ``gaussian`` with
     ``sigma = 1/(sqrt(2) * alpha)``; snnTorch has none.
     """
+
+    kernel_id = 6
 
     args = ("alpha",)
 
@@ -316,6 +352,8 @@ class Gaussian(Surrogate):
     snnTorch has a class by this name.
     """
 
+    kernel_id = 7
+
     args = ("sigma",)
 
     def __init__(self, sigma: float = 0.5):
@@ -342,6 +380,8 @@ class StraightThrough(Surrogate):
     derivative of :math:`\mathrm{hardtanh}`) and integrates to :math:`2w`, not 1.
     """
 
+    kernel_id = 8
+
     args = ("width",)
 
     def __init__(self, width: float | None = None):
@@ -366,6 +406,8 @@ class Heaviside(Surrogate):
     backward passes the gradient where the neuron spiked (:math:`g'(x) = \Theta(x)`);
     SpikingJelly's ``heaviside`` is a plain forward function without a backward.
     """
+
+    kernel_id = 9
 
     @staticmethod
     def derivative(x: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ threshold, graded-spike factor) within 1e-5 (relative above magnitude 1).
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 
 import pytest
@@ -17,6 +18,8 @@ import torch
 from snntrain import ConfigError, available, build
 
 T, B = 8, 3
+# the parity tests run on this device (benchmarks/gpu_check.py sets cuda); the C++ kernel cases are CPU-only
+DEVICE = os.environ.get("SNNTRAIN_TEST_DEVICE", "cpu")
 SHAPES = {"dense": (5,), "conv": (2, 3, 3)}
 
 # name -> (constructor arguments with every parameter learnable, reset_delay offered)
@@ -100,12 +103,14 @@ def cpu_kernel(request, monkeypatch):
     ids=[f"{c}-{r}-{'delay' if d else 'now'}-{'det' if t else 'grad'}-{i}" for c, r, d, t, i in CASES],
 )
 def test_fused_equals_torch(case, reset, delay, detach, impl, surrogate, monkeypatch):
+    if DEVICE != "cpu" and impl == "kernel":
+        pytest.skip("the C++ kernel runs on the CPU only")
     use_kernel(impl, monkeypatch)
     shape = SHAPES["conv"] if "lif" == case else SHAPES["dense"]
     g = torch.Generator().manual_seed(zlib.crc32(f"{case}{reset}{delay}".encode()))
-    x = torch.randn(T, B, *shape, generator=g) * 1.2 + 0.6
-    ref = make(case, "torch", reset, delay, detach, surrogate, shape)
-    fused = make(case, "fused", reset, delay, detach, surrogate, shape)
+    x = (torch.randn(T, B, *shape, generator=g) * 1.2 + 0.6).to(DEVICE)
+    ref = make(case, "torch", reset, delay, detach, surrogate, shape).to(DEVICE)
+    fused = make(case, "fused", reset, delay, detach, surrogate, shape).to(DEVICE)
     fused.load_state_dict(ref.state_dict())
     s1, tr1, g1 = run(ref, x)
     s2, tr2, g2 = run(fused, x)
@@ -155,7 +160,7 @@ def test_fused_rejects_what_it_cannot_run_naming_the_option():
 def test_auto_falls_back_to_torch_with_one_log_line(caplog):
     lif = build("neuron", "lif", inhibition=True)  # auto
     x = torch.randn(4, 2, 3)
-    with caplog.at_level(logging.INFO, logger="snntrain.neurons.fused"):
+    with caplog.at_level(logging.INFO, logger="snntrain.backends"):
         out1, out2 = lif(x), lif(x)
     lines = [r for r in caplog.records if "runs on torch" in r.getMessage()]
     assert len(lines) == 1 and "inhibition" in lines[0].getMessage()
@@ -179,14 +184,14 @@ def test_fused_lif_hand_computed_gradient():
 
 
 def test_cpu_kernel_is_used_for_lif_on_the_cpu(cpu_kernel):
-    from snntrain.neurons import fused
+    from snntrain.backends import lif as fused
 
     lif = build("neuron", "lif", backend="fused")
-    engine = fused._engine(lif, lif.params(), torch.zeros(2, 1, 3), "fused")
+    engine = fused.engine(lif, lif.params(), torch.zeros(2, 1, 3), "fused")
     assert isinstance(engine, fused._Cpu) == (cpu_kernel == "kernel")
     user = build("neuron", "lif", backend="fused")
     user.surrogate.spec = lambda: (lambda x: torch.ones_like(x), ())  # a Python-only derivative: eager path
-    assert fused._engine(user, user.params(), torch.zeros(2, 1, 3), "fused") is fused._Eager
+    assert fused.engine(user, user.params(), torch.zeros(2, 1, 3), "fused") is fused._Eager
 
 
 def test_backend_is_a_validated_config_key_of_every_neuron_that_has_a_loop():
@@ -226,11 +231,21 @@ def test_plif_runs_its_parents_init():
     assert torch.allclose(plif.decay, torch.tensor(1 - 1 / 3.0))
 
 
-def test_mixed_precision_inputs_run_on_torch_under_auto_and_are_refused_by_fused(caplog):
-    x = torch.randn(4, 2, 3).to(torch.bfloat16)
-    auto, ref = build("neuron", "lif"), build("neuron", "lif", backend="torch")
-    with caplog.at_level(logging.INFO, logger="snntrain.neurons.fused"):
-        assert torch.equal(auto(x), ref(x))
-    assert "bfloat16" in caplog.text
-    with pytest.raises(ConfigError, match=r"^neuron\.backend:.*bfloat16"):
-        build("neuron", "lif", backend="fused")(x)
+@pytest.mark.parametrize("name,kw", [("lif", dict(decay=0.6)), ("plif", {}), ("alif", dict(adapt=0.3))])
+def test_mixed_precision_inputs_are_integrated_in_float32_by_the_fused_forms(name, kw, caplog):
+    """A bf16 input (autocast): the fused forms run the float32 membrane and emit bf16 spikes; the gradient comes back in bf16."""
+    torch.manual_seed(0)
+    x = (torch.randn(6, 2, 5) + 0.6).to(torch.bfloat16)
+    fused, ref = build("neuron", name, backend="fused", **kw), build("neuron", name, backend="torch", **kw)
+    xf, xr = x.clone().requires_grad_(), x.float().requires_grad_()
+    with caplog.at_level(logging.INFO, logger="snntrain.backends"):
+        out = fused(xf)
+    assert "runs on torch" not in caplog.text
+    want = ref(xr)
+    assert out.dtype == torch.bfloat16 and torch.equal(out.float(), want) and (want > 0).any()
+    g = torch.randn(out.shape)
+    (out.float() * g).sum().backward()
+    (want * g).sum().backward()
+    assert xf.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(xf.grad.float(), xr.grad, rtol=1e-2, atol=2e-3)  # bf16 rounding of the same gradient
+    assert build("neuron", name, backend="torch", **kw)(x).dtype == torch.bfloat16  # the torch loop runs in bf16

@@ -312,8 +312,6 @@ PROCESS = [
     ([f"hydra.run.dir={{tmp}}/out/{LONG}"], "hydra.run.dir", 4, "255"),
     (["hparams_search=nope"], "hparams_search", 2, "digits_optuna"), (["-m", "norm=TEBN,bn"], "norm", 2, "norm=tebn"),
     (["T=100000"], "trainer.memory_budget", 2, "budget"),
-    (["model.hidden=[100000,100000]"], "trainer.memory_budget", 2, "model.hidden"),
-    (["model=vgg", "model.plan=[1000000]"], "trainer.memory_budget", 2, "model.plan"),
 ]
 
 
@@ -329,13 +327,16 @@ def test_real_processes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
 
-    def one(case):
-        args = [a.replace("{tmp}", str(tmp_path)) for a in case[0]]
-        return subprocess.run([sys.executable, "-m", "snntrain", *args, "trainer.epochs=1"], cwd=cwd, env=env,
+    def one(i_case):
+        i, (args, *_) = i_case
+        args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+        own = [] if any(a.startswith("hydra.") for a in args) else [f"hydra.{'sweep' if '-m' in args else 'run'}.dir="
+                                                                     f"outputs/case{i}/run"]  # two run at once
+        return subprocess.run([sys.executable, "-m", "snntrain", *args, *own, "trainer.epochs=1"], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=120)
 
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(one, PROCESS))
+        results = list(pool.map(one, enumerate(PROCESS)))
     for (args, key, code, hint), r in zip(PROCESS, results):
         assert r.returncode == code, (args, r.stderr[-800:])
         _check(r.stderr + r.stdout, key)
@@ -350,3 +351,31 @@ def test_real_eval_process_refuses_a_huge_T(finished_run):
     assert r.returncode == 2
     _check(r.stderr, "trainer.memory_budget", prefix="snntrain-eval")
     assert "budget" in r.stderr and "T=1000000" in r.stderr
+
+
+def test_a_run_directory_whose_lock_cannot_be_written_is_exit_4(place, capsys, monkeypatch):
+    """An existing folder Hydra accepts but the run cannot write in (read-only; simulated: root writes anywhere)."""
+    mine = place / "outside" / "ro"
+    mine.mkdir()
+    real_open = os.open
+
+    def guarded(path, *a, **k):
+        if str(path).startswith(str(mine)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", guarded)
+    before = _tree(place)
+    assert cli.run([f"hydra.run.dir={mine}", "trainer.epochs=1", "trainer.limit_batches=1"]) == 4
+    err = capsys.readouterr().err
+    _check(err, "hydra.run.dir")
+    assert str(mine) in err and "EACCES" in err
+    assert _tree(place) == before
+
+
+def test_a_refused_run_in_an_interpolated_folder_outside_the_working_folder_leaves_nothing(place, capsys):
+    """The run directory's last parts are known only once Hydra resolved them (``${now:...}``)."""
+    before = _tree(place)
+    assert cli.run([f"hydra.run.dir={place}/outside/a/${{now:%H-%M-%S}}/b", "T=0"]) == 2
+    _check(capsys.readouterr().err, "T")
+    assert _tree(place) == before

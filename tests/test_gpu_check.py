@@ -50,6 +50,7 @@ def test_cpu_dry_run_runs_every_section(tmp_path):
     assert {("snntrain-fused", "fp32", 4), ("sj-torch", "fp32", 4), ("snntrain-torch", "fp16", 2)} <= timed
     assert all(x["spikes_match"] for x in rows if "spikes_match" in x)  # the same neuron fires the same spikes
     assert s["train_step"]["rc"] == 0 and s["train_step"]["data"]["results"]
+    assert s["open_neuromorphic"]["rc"] == 0 and s["open_neuromorphic"]["data"]["steps"] == 20
     for name in ("fp32", "bf16-mixed"):
         assert s["precision"][name]["rc"] == 0 and 0 <= s["precision"][name]["test_acc"] <= 1
     if s["plif_mnist"].get("skipped") is None:  # the real MNIST files are beside the checkout

@@ -77,6 +77,32 @@ def test_triton_equals_torch_every_neuron_and_reset(case, reset, detach):
     compare(case, reset, detach, "sigmoid")
 
 
+@pytest.mark.parametrize("case", ["lif", "plif"])
+def test_triton_chunks_continue_from_the_carried_state(case, monkeypatch):
+    """Truncated-BPTT chunks on triton start from the carried membrane (the kernel's initial state) and equal torch's."""
+    if not interpreter_ok():
+        pytest.skip("triton was imported before this module could set TRITON_INTERPRET=1")
+    from snntrain.backends import lif as lif_form
+    from snntrain.layers.carry import carry_state
+
+    shape = SHAPES["conv"] if case == "lif" else SHAPES["dense"]
+    x = (torch.randn(T, B, *shape, generator=torch.Generator().manual_seed(5)) * 1.2 + 0.6).to(DEVICE)
+    outs, grads, engines = [], [], []
+    monkeypatch.setattr(lif_form, "engine", lambda *a, _f=lif_form.engine: engines.append(_f(*a)) or engines[-1])
+    for backend in ("torch", "triton"):
+        n = make(case, backend, "subtract", False, False, "atan", shape).to(DEVICE)
+        xi = x.clone().requires_grad_()
+        with carry_state(n):
+            out = torch.cat([n(c) for c in xi.split(4)])
+        out.sum().backward()
+        if backend == "triton":
+            assert len(engines) == 2 and all(isinstance(e, lif_form._Triton) for e in engines)
+        outs.append(out.detach())
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1]) and (outs[0] > 0).any()
+    assert close(grads[1], grads[0], 1e-5)
+
+
 @pytest.mark.parametrize("storage", ["bf16", "int8"])
 def test_triton_compact_storage_matches_fused(storage):
     """The same codes as the fused backend's (up to one code where g'(z) rounds differently), the same spikes."""
@@ -121,11 +147,10 @@ def test_triton_refuses_what_it_cannot_run():
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
 def test_auto_picks_triton_on_cuda():
-    from snntrain.neurons import fused
+    from snntrain.backends.support import choose
 
     lif = build("neuron", "lif").cuda()
-    runner = fused.choose(lif, torch.zeros(2, 1, 3, device="cuda"))
-    assert runner.keywords["engine"] == "triton"
+    assert choose(lif, torch.zeros(2, 1, 3, device="cuda")) == ("triton", "exact")
 
 
 assert set(LIF_KIND) <= set(FUSED)

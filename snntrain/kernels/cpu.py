@@ -2,19 +2,20 @@ r"""C++ kernels on the CPU: the fused lif-kind neurons, and bit packing of spike
 
 **Neurons** (``if``, ``lif``, ``plif``; immediate reset).
 
-The eager fused backend (:mod:`snntrain.neurons.fused`) runs a handful of PyTorch
+The eager engine of the fused lif form (:mod:`snntrain.backends.lif`) runs a handful of PyTorch
 operations per time step, each a pass over the layer. This kernel does the whole step
 in one pass per element, the loop over T inside, and the elements split across threads
 (``at::parallel_for``): forward :math:`H_t = C(V_{t-1}, I_t)`, :math:`S_t = [H_t \ge V_{th}]`,
-:math:`V_t = \mathrm{reset}(H_t, S_t)`; backward the reverse loop of
-:mod:`snntrain.neurons.fused` with the surrogate's closed-form :math:`g'`; ``backward_compact`` the same loop reading
-the compact codes of ``grad_storage=bf16|int8`` (derivative and spike in one code, see
-:mod:`snntrain.neurons.fused`) instead of :math:`H`.
+:math:`V_t = \mathrm{reset}(H_t, S_t)`, from rest or from a given initial membrane; backward the
+reverse loop of :mod:`snntrain.backends.lif` with the surrogate's closed-form :math:`g'`; ``backward_compact``
+the same loop reading the compact codes of ``grad_storage=bf16|int8`` (derivative and spike in one
+code, see :mod:`snntrain.backends.codes`) instead of :math:`H`.
 
 The forward is the same arithmetic as the torch backend, operation for operation,
 compiled with ``-ffp-contract=off`` (no fused multiply-adds), so spikes and membranes are
-bit for bit the same. Surrogates: the built-in ones, by name (:data:`SURROGATES`); a
-user-defined surrogate runs on the eager path.
+bit for bit the same. Surrogates: the built-in ones, numbered by their own
+``kernel_id`` (:class:`snntrain.surrogates.Surrogate`; ``sg_grad`` below is the same closed form
+as each class's ``derivative``); a user-defined surrogate runs on the eager path.
 
 **Bit packing** (:mod:`snntrain.layers.bits`): ``pack_binary(x)`` checks that every
 element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
@@ -39,12 +40,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: surrogate class name -> id in the C++ switch
-SURROGATES = {
-    "ATan": 0, "Sigmoid": 1, "FastSigmoid": 2, "Triangle": 3, "PiecewiseQuadratic": 4, "Rectangular": 5,
-    "Erf": 6, "Gaussian": 7, "StraightThrough": 8, "Heaviside": 9,
-}
-
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -54,6 +49,7 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cstring>
 
+// SG: the surrogate's kernel_id (snntrain.surrogates), a: its one parameter
 template <int SG>
 static inline float sg_grad(float x, float a) {
   const float pi = 3.14159265358979323846f;
@@ -96,8 +92,8 @@ struct Tile {
 };
 
 template <int KIND, int RESET>
-static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, float* sp, float* vp, int64_t T, int64_t N,
-                     bool decay_input, float q, float theta, float vr) {
+static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, float* sp, float* vp, const float* v0p,
+                     int64_t T, int64_t N, bool decay_input, float q, float theta, float vr) {
   const bool has_vr = vr != 0.0f;
   at::parallel_for(0, N, TILE, [&](int64_t i0, int64_t i1) {
     Tile bt;
@@ -105,7 +101,7 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
     for (int64_t j0 = i0; j0 < i1; j0 += TILE) {
       const int64_t n = std::min(TILE, i1 - j0);
       const float* b = bt.beta(bp, nb, j0, n);
-      std::fill(v, v + n, vr);
+      if (v0p) std::copy(v0p + j0, v0p + j0 + n, v); else std::fill(v, v + n, vr);
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = t * N + j0;
         const float* x = xp + o;
@@ -127,15 +123,17 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
   });
 }
 
-// x: [T, N]; beta: [N] or [1]. Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
+// x: [T, N]; beta: [N] or [1]; v0: [N] (the initial membrane) or empty (rest).
+// Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
-                                   double theta, int reset, double vr, bool keep) {
+                                   double theta, int reset, double vr, bool keep, torch::Tensor v0) {
   const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
   auto H = torch::empty_like(x), S = torch::empty_like(x);
   auto V = keep ? torch::empty_like(x) : torch::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
+  const float* v0p = v0.numel() ? v0.data_ptr<float>() : nullptr;
 #define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, H.data_ptr<float>(), S.data_ptr<float>(), \
-                                 vp, T, N, decay_input, (float)q, (float)theta, (float)vr)
+                                 vp, v0p, T, N, decay_input, (float)q, (float)theta, (float)vr)
 #define FWD_R(K) (reset == 0 ? FWD(K, 0) : reset == 1 ? FWD(K, 1) : FWD(K, 2))
   if (kind == 0) FWD_R(0); else if (kind == 1) FWD_R(1); else FWD_R(2);
 #undef FWD_R
@@ -208,7 +206,7 @@ std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Te
   return {gH, gth};
 }
 
-// Compact storage (grad_storage bf16 / int8, see snntrain.neurons.fused): per element and step one code holding
+// Compact storage (grad_storage bf16 / int8, see snntrain.backends.codes): per element and step one code holding
 // the surrogate derivative d = g'(z) and the spike s. STORE 0: bf16 bits, sign bit = s, magnitude = d (RNE);
 // STORE 1: uint8, top bit = s, low 7 bits = round(d * 127 / gmax); scale = gmax / 127. (Zero reset: detach only.)
 template <int RESET, int STORE>
@@ -251,18 +249,22 @@ torch::Tensor pack_binary(torch::Tensor x) {
   const float* xp = x.data_ptr<float>(); uint8_t* op = out.data_ptr<uint8_t>();
   std::atomic<bool> ok(true);
   at::parallel_for(0, nb, 16384, [&](int64_t b0, int64_t b1) {
-    bool good = true;
-    for (int64_t b = b0; b < b1; ++b) {
-      uint8_t byte = 0;
-      const int64_t e = std::min<int64_t>(8, n - 8 * b);
-      for (int64_t j = 0; j < e; ++j) {
-        float v = xp[8 * b + j];
-        good &= (v == 0.0f) | (v == 1.0f);
-        byte |= (uint8_t)(v != 0.0f) << j;
+    // blocks of 4096 bytes: a non-binary input (an analog map, a pooled one) stops every thread within a block
+    for (int64_t c0 = b0; c0 < b1 && ok.load(std::memory_order_relaxed); c0 += 4096) {
+      bool good = true;
+      const int64_t c1 = std::min<int64_t>(b1, c0 + 4096);
+      for (int64_t b = c0; b < c1; ++b) {
+        uint8_t byte = 0;
+        const int64_t e = std::min<int64_t>(8, n - 8 * b);
+        for (int64_t j = 0; j < e; ++j) {
+          float v = xp[8 * b + j];
+          good &= (v == 0.0f) | (v == 1.0f);
+          byte |= (uint8_t)(v != 0.0f) << j;
+        }
+        op[b] = byte;
       }
-      op[b] = byte;
+      if (!good) ok = false;
     }
-    if (!good) ok = false;
   });
   return ok ? out : torch::empty({0}, out.options());
 }

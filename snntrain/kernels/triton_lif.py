@@ -1,7 +1,7 @@
 r"""Triton kernels (GPU) for the fused lif-kind neurons: ``neuron.backend=triton``.
 
 The same two loops as the C++ CPU kernel (:mod:`snntrain.kernels.cpu`) and the eager
-fused backend (:mod:`snntrain.neurons.fused`), one program per block of elements, the
+fused lif form (:mod:`snntrain.backends.lif`), one program per block of elements, the
 loop over T inside:
 
 * forward: :math:`H_t = C(V_{t-1}, I_t)` (``lif``: :math:`\beta (V - V_{reset}) + V_{reset} + c I`;
@@ -32,7 +32,6 @@ import triton.language as tl
 from torch import Tensor
 
 #: surrogate class name -> id in :func:`_sg` (the C++ kernel's numbering)
-from .cpu import SURROGATES  # noqa: F401  (re-exported: one numbering for both kernels)
 
 STORES = {"exact": 0, "bf16": 1, "int8": 2}
 
@@ -76,7 +75,7 @@ def unavailable() -> str | None:
 
 @triton.jit
 def _sg(z, a, SG: tl.constexpr):
-    """The surrogate derivative :math:`g'(z)` (ids as in ``SURROGATES``); ``a`` its one parameter."""
+    """The surrogate derivative :math:`g'(z)`; ``SG``: the surrogate's ``kernel_id`` (:mod:`snntrain.surrogates`), ``a`` its one parameter."""
     az = tl.abs(z)
     if SG == 0:  # atan
         u = 1.5707963267948966 * a * z
@@ -106,13 +105,16 @@ def _sg(z, a, SG: tl.constexpr):
 
 
 @triton.jit
-def _lif_fwd(x_ptr, b_ptr, b_stride, s_ptr, v_ptr, save_ptr, T, N, q, theta, vr, a, qscale,
+def _lif_fwd(x_ptr, b_ptr, b_stride, s_ptr, v_ptr, save_ptr, v0_ptr, T, N, q, theta, vr, a, qscale,
              KIND: tl.constexpr, DECAY_INPUT: tl.constexpr, HAS_VR: tl.constexpr, RESET: tl.constexpr,
-             KEEP: tl.constexpr, STORE: tl.constexpr, SG: tl.constexpr, BLOCK: tl.constexpr):
+             KEEP: tl.constexpr, STORE: tl.constexpr, SG: tl.constexpr, HAS_V0: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
     b = tl.load(b_ptr + offs * b_stride, mask=m, other=0.0)  # b_stride 0: one decay for the layer
-    v = tl.zeros([BLOCK], dtype=tl.float32) + vr
+    if HAS_V0:  # a truncated-BPTT chunk continues from the membrane the previous one left
+        v = tl.load(v0_ptr + offs, mask=m, other=0.0)
+    else:
+        v = tl.zeros([BLOCK], dtype=tl.float32) + vr
     xp, sp, vp, hp = x_ptr + offs, s_ptr + offs, v_ptr + offs, save_ptr + offs
     for _ in range(T):
         x = tl.load(xp, mask=m, other=0.0)
@@ -218,8 +220,9 @@ def _scalar(a: float | None) -> float:
 
 
 def forward(x: Tensor, beta: Tensor, kind: int, decay_input: bool, q: float, theta: float, reset: int, vr: float,
-            keep: bool, store: str, sg: int, a: float | None, gmax: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """x ``[T, N]`` float32 contiguous, beta ``[N]`` or ``[1]``: ``(saved, S, V or None)``; saved is H, or the compact codes."""
+            keep: bool, store: str, sg: int, a: float | None, gmax: float,
+            v0: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x ``[T, N]`` float32 contiguous, beta ``[N]`` or ``[1]``, v0 ``[N]`` or None (rest): ``(saved, S, V or None)``; saved is H, or the compact codes."""
     T, N = x.shape
     S = torch.empty_like(x)
     V = torch.empty_like(x) if keep else S
@@ -227,8 +230,8 @@ def forward(x: Tensor, beta: Tensor, kind: int, decay_input: bool, q: float, the
     saved = torch.empty_like(x) if sid == 0 else torch.empty(x.shape, dtype=torch.int16 if sid == 1 else torch.uint8, device=x.device)
     with _launch():
         _lif_fwd[(triton.cdiv(N, BLOCK),)](
-                x, beta, 1 if beta.numel() > 1 else 0, S, V, saved, T, N, float(q), float(theta), float(vr), _scalar(a), 127.0 / gmax if gmax > 0 else 0.0,
-            KIND=kind, DECAY_INPUT=bool(decay_input), HAS_VR=vr != 0.0, RESET=reset, KEEP=keep, STORE=sid, SG=sg, BLOCK=BLOCK,
+                x, beta, 1 if beta.numel() > 1 else 0, S, V, saved, S if v0 is None else v0, T, N, float(q), float(theta), float(vr), _scalar(a), 127.0 / gmax if gmax > 0 else 0.0,
+            KIND=kind, DECAY_INPUT=bool(decay_input), HAS_VR=vr != 0.0, RESET=reset, KEEP=keep, STORE=sid, SG=sg, HAS_V0=v0 is not None, BLOCK=BLOCK,
         )
     return (saved.view(torch.bfloat16) if sid == 1 else saved), S, (V if keep else None)
 

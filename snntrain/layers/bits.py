@@ -8,6 +8,11 @@ the very kernel autograd would run (``aten::convolution_backward``, or the ``mm`
 ``addmm``'s backward): the gradients are bit for bit those of the fp32 path.
 Max pooling of a spike map (an OR over the window) keeps its input as bits too and
 recomputes the argmax indices (the first maximum, as PyTorch picks it) in the backward.
+Average pooling (plain or adaptive) keeps nothing: it is linear, its backward
+:math:`\bar X = P^\top \bar Y` needs the input's shape only, yet ``avg_pool2d`` saves
+the whole input (after a spiking neuron, the fp32 spikes); :class:`ShapeOnlyAvgPool` runs
+the same backward kernel on a placeholder of that shape, so the gradients are again bit for
+bit autograd's.
 
 :class:`snntrain.layers.synapse.SeqWrap` uses these functions when the input is binary
 (checked on every call, in the same pass that packs it), gradients are on, and autocast is off.
@@ -113,6 +118,27 @@ class SpikeConv(torch.autograd.Function):
         return gx, None, gw, gb, None
 
 
+class ShapeOnlyAvgPool(torch.autograd.Function):
+    """Average pooling that saves only its input's shape; backward: the pooling's own backward on a placeholder."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, pool: nn.Module):  # type: ignore[override]
+        ctx.shape, ctx.pool = x.shape, pool
+        return pool(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        pool, shape = ctx.pool, ctx.shape
+        if isinstance(pool, nn.AvgPool2d):  # the aten kernel reads only the input's shape: a zero-stride placeholder
+            k, s, p = (_tuple(v, 2) for v in (pool.kernel_size, pool.stride or pool.kernel_size, pool.padding))
+            ph = g.new_zeros(()).expand(shape)
+            return torch.ops.aten.avg_pool2d_backward(g, ph, k, s, p, pool.ceil_mode, pool.count_include_pad,
+                                                      pool.divisor_override), None
+        with torch.enable_grad():  # other dimensions and adaptive pooling: the same backward, on zeros of that shape
+            ph = g.new_zeros(shape, requires_grad=True)
+            return torch.autograd.grad(pool(ph), ph, g)[0], None
+
+
 class SpikeMaxPool(torch.autograd.Function):
     """Max pooling of a binary map, input kept as bits; the backward recomputes the argmax indices."""
 
@@ -131,20 +157,26 @@ class SpikeMaxPool(torch.autograd.Function):
 
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_AVGPOOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+_POOLS = _MAXPOOLS + _AVGPOOLS
 
 
 def supports(module: nn.Module) -> bool:
-    """Whether :func:`spike_call` has a bit-packing form of ``module``."""
+    """Whether :func:`spike_call` has a form of ``module`` that keeps less than its fp32 input."""
     if isinstance(module, _CONVS):
         return module.padding_mode == "zeros" and not isinstance(module.padding, str)
-    if isinstance(module, _POOLS):
+    if isinstance(module, _AVGPOOLS):
+        return True
+    if isinstance(module, _MAXPOOLS):
         return not module.return_indices
     return isinstance(module, nn.Linear)
 
 
 def spike_call(module: nn.Module, x: Tensor) -> Tensor:
-    """``module(x)``, keeping ``x`` as bits for the backward when it is binary."""
+    """``module(x)``, keeping ``x`` as bits for the backward when it is binary (average pooling: keeping nothing)."""
+    if isinstance(module, _AVGPOOLS):
+        return ShapeOnlyAvgPool.apply(x, module)
     if isinstance(module, nn.Linear) and x.dim() != 2:
         return module(x)
     packed = pack_if_binary(x)

@@ -19,12 +19,13 @@ The carried state is held in one place, the :class:`Carry` object (``carry.state
 entry per module), never in the modules. Each kind of module declares its own case:
 
 * a module with ``forward_chunk(x_seq, state, t0) -> (y, state)`` runs that (every
-  :class:`~snntrain.neurons.SpikingNeuron`, on the ``torch`` backend from the carried
-  state; the time-indexed norms ``bntt`` and ``tebn``, which pick the parameters of steps
-  :math:`t_0 ..`);
+  :class:`~snntrain.neurons.SpikingNeuron`, on its own backend from the carried state,
+  through :func:`snntrain.backends.run`; the time-indexed norms ``bntt`` and ``tebn``,
+  which pick the parameters of steps :math:`t_0 ..`);
 * a stateful layer (``stateful = True``: dropout masks, synapse filters, recurrent
   containers, NeuNorm's auxiliary neuron) runs its streaming ``step(x, state)`` over the
-  chunk from the carried state, so a dropout mask stays the same over all T steps;
+  chunk from the carried state (the one loop over T, :func:`snntrain.backends.loop.scan`),
+  so a dropout mask stays the same over all T steps;
 * every other module treats each step on its own and runs unchanged (on ``[K*B, ...]``).
 
 Statistics taken over time and batch (``tdbn``, ``tebn``, ``bn``) are taken over the
@@ -35,9 +36,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import torch
 from torch import Tensor, nn
 
+from ..backends.loop import scan
 from ..neurons.base import detach_state
 from .containers import is_stateful
 
@@ -57,22 +58,13 @@ class Carry:
         self.states = {m: detach_state(s) for m, s in self.states.items()}
 
 
-def _streaming(module: nn.Module, x_seq: Tensor, state: Any, t0: int) -> tuple[Tensor, Any]:
-    """A stateful layer's chunk: its ``step`` over the chunk's steps, from ``state``."""
-    out = []
-    for x in x_seq:
-        y, state = module.step(x, state)
-        out.append(y)
-    return torch.stack(out), state
-
-
 def chunk_runner(module: nn.Module):
     """How ``module`` runs one chunk: ``(x_seq, state, t0) -> (y, state)``, or None if it needs no state."""
     own = getattr(module, "forward_chunk", None)
     if own is not None:
         return own
     if is_stateful(module):
-        return lambda x_seq, state, t0: _streaming(module, x_seq, state, t0)
+        return lambda x_seq, state, t0: scan(module.step, state, x_seq)[:2]
     return None
 
 

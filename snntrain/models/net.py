@@ -50,15 +50,20 @@ def make_factories(
     as ``alpha=1/sqrt(2)`` on the last norm of a residual branch (tdBN). Each override
     reaches only a norm whose own signature has that argument, and there it replaces the
     config's value; the other norms ignore it. ``norm.after_neuron`` tells whether the
-    chosen norm places itself after the neuron (NeuNorm declares it).
+    chosen norm places itself after the neuron (NeuNorm declares it). A norm class with an
+    ``attach(neuron, shape, **norm_args)`` method also acts inside every neuron (MPBN's
+    membrane BN): ``neuron(shape)`` returns the neuron it attached to.
     """
     neuron_args = {k: v for k, v in neuron_cfg.items() if k != "name"}
     surrogate_args = {k: v for k, v in surrogate_cfg.items() if k != "name"}
     norm_args = {k: v for k, v in norm_cfg.items() if k != "name"}
 
+    attach = getattr(entry("norm", norm_cfg["name"]).obj, "attach", None)  # a norm inside every neuron (mpbn)
+
     def make_neuron(shape: tuple[int, ...]) -> nn.Module:
         sg = build("surrogate", surrogate_cfg["name"], **surrogate_args)
-        return build("neuron", neuron_cfg["name"], context={"surrogate": sg, "shape": shape}, **neuron_args)
+        n = build("neuron", neuron_cfg["name"], context={"surrogate": sg, "shape": shape, "T": T}, **neuron_args)
+        return n if attach is None else attach(n, shape, **norm_args)
 
     v_th = float(getattr(make_neuron((1,)), "threshold", 1.0))
 

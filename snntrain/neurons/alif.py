@@ -95,7 +95,8 @@ class ALIF(IntegrateFire):
 
     state_names = ("mem", "adapt")
     fixed_options = {"reset_delay": False}
-    fused = "generic"
+    supported_backends = ("torch", "fused")  # the generic form: its threshold adapts, so no lif-form charge
+    charge = None
 
     option_groups = (LIFDecay,)
     effective_defaults = {"decay": (0.5, "β, unless tau is set: β = 1 - 1/tau")}

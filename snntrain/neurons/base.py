@@ -17,7 +17,9 @@ its parameters ``p`` (a named tuple built by ``params()``, with the shared optio
 ``p.k``, a :class:`Spiking`). The module only holds the parameters and wraps that
 function, as in norse's functional/module split, so the same definition runs in the
 ``torch`` backend (a Python loop over T with autograd) and in the ``fused`` backend
-(:mod:`snntrain.neurons.fused`: one custom autograd function per sequence).
+(one custom autograd function per sequence): :mod:`snntrain.backends` runs it, for
+``forward``, ``step`` and truncated-BPTT chunks alike. A neuron lists the backends it
+supports in ``supported_backends`` (see :mod:`snntrain.backends` for how to declare them).
 
 Options shared by all neurons (snnTorch's names where it has them), defined once in
 :class:`SpikeOptions` and flattened by the registry into every neuron's config keys:
@@ -32,9 +34,9 @@ Options shared by all neurons (snnTorch's names where it has them), defined once
   :math:`g S` (the reset uses :math:`S`);
 * ``inhibition``: per sample, only the neuron with the highest membrane may fire
   (winner-take-all over all features; meant for dense layers, as in snnTorch);
-* ``backend``: ``torch``, ``fused``, ``triton`` (CUDA) or ``auto`` (see :mod:`snntrain.neurons.fused`);
+* ``backend``: ``torch``, ``fused``, ``triton`` (CUDA) or ``auto`` (see :mod:`snntrain.backends`);
 * ``grad_storage``: ``exact``, or ``bf16`` / ``int8`` to keep the surrogate derivative for the
-  backward in 16 or 8 bits (fused and triton lif kind; see :mod:`snntrain.neurons.fused`);
+  backward in 16 or 8 bits (fused and triton, lif form; see :mod:`snntrain.backends.codes`);
 * ``state_quant`` (Python only, not a config key): a callable applied to the membrane
   after charging (e.g. a fake-quantizer), snnTorch's state-quantization hook.
 
@@ -110,6 +112,7 @@ class Spiking(NamedTuple):
     sg_args: tuple
     inhibition: bool
     quant: Callable[[Tensor], Tensor] | None
+    kernel: tuple[int, float] | None = None  # the surrogate in the compiled kernels: (id, parameter); None: Python only
 
 
 # ---------------------------------------------------------------- the pure pieces
@@ -192,12 +195,10 @@ def detach_state(state: Any) -> Any:
 
 
 def unroll(step: Callable[[Tensor, Any], tuple[Tensor, Any]], x_seq: Tensor) -> Tensor:
-    """Run a streaming ``step(x, state) -> (y, state)`` over ``[T, B, ...]`` from a fresh state."""
-    state, out = None, []
-    for x in x_seq:
-        y, state = step(x, state)
-        out.append(y)
-    return torch.stack(out)
+    """Run a streaming ``step(x, state) -> (y, state)`` over ``[T, B, ...]`` from a fresh state (:func:`snntrain.backends.loop.unroll`)."""
+    from ..backends.loop import unroll as run_steps
+
+    return run_steps(step, x_seq)
 
 
 def _value(v: float | Tensor, learn: bool) -> Tensor | nn.Parameter:
@@ -209,15 +210,15 @@ def _value(v: float | Tensor, learn: bool) -> Tensor | nn.Parameter:
 class SpikingNeuron(nn.Module):
     """Base class: subclasses implement ``params()``, ``init_state(x)`` and ``step_fn``.
 
-    ``state_names`` names the entries of the state in recorded traces. ``fused`` says
-    how the fused backend runs the neuron (see :mod:`snntrain.neurons.fused`); None: it
-    does not. ``delayed_reset_at_leak``: where the delayed reset acts (:func:`settle`).
+    ``state_names`` names the entries of the state in recorded traces.
+    ``supported_backends``: the backends that can run the neuron (see
+    :mod:`snntrain.backends`). ``delayed_reset_at_leak``: where the delayed reset acts (:func:`settle`).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ("mem",)
     option_defaults: ClassVar[dict[str, Any]] = {}
     fixed_options: ClassVar[dict[str, Any]] = {}
-    fused: ClassVar[str | None] = None
+    supported_backends: ClassVar[tuple[str, ...]] = ("torch",)
     delayed_reset_at_leak: ClassVar[bool] = False
 
     option_groups: ClassVar[tuple[type, ...]] = ()
@@ -271,11 +272,9 @@ class SpikingNeuron(nn.Module):
         self._graded = opts.learn_graded_spikes_factor or opts.graded_spikes_factor != 1.0
         self.state_quant: Callable[[Tensor], Tensor] | None = None
         self.recorder: dict[str, Tensor] | None = None  # set by record_states()
-        if opts.backend != "auto":  # fail at build time, before any model exists
-            from .fused import unsupported
+        from ..backends.support import validate  # imported on first use: the dependency goes neurons -> backends
 
-            why = unsupported(self, opts.backend)
-            check(why is None, why[0] if why else "", f"the {opts.backend} backend cannot run this neuron: {why[1] if why else ''}")
+        validate(self)  # a backend that can never run this neuron fails here, before any model exists
 
     def _param_or_buffer(self, name: str, value: float | Tensor, learn: bool) -> None:
         t = _value(value, learn)
@@ -289,7 +288,7 @@ class SpikingNeuron(nn.Module):
         derivative, args = self.surrogate.spec()
         return Spiking(
             self.threshold, self.reset, self.v_reset, self.detach_reset, self.reset_delay,
-            derivative, args, self.inhibition, self.state_quant,
+            derivative, args, self.inhibition, self.state_quant, self.surrogate.kernel(),
         )
 
     def emit(self, s: Tensor) -> Tensor:
@@ -310,35 +309,32 @@ class SpikingNeuron(nn.Module):
         return torch.zeros_like(x)
 
     def step(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        s, state = self.step_fn(self.params(), self.init_state(x) if state is None else state, x)
-        return self.emit(s), state
+        """One time step ``[B, ...]`` from ``state`` (None: rest): ``(spikes, new state)``, on this neuron's backend."""
+        from ..backends import run
+
+        r = run(self, x.unsqueeze(0), state, final=True)
+        return r.spikes[0], r.state
 
     def forward_chunk(self, x_seq: Tensor, state: Any, t0: int = 0) -> tuple[Tensor, Any]:
-        """Truncated BPTT (:func:`snntrain.layers.carry.carry_state`): ``x_seq`` from ``state`` (None: rest).
+        """Truncated BPTT (:func:`snntrain.layers.carry.carry_state`): ``x_seq`` from ``state`` (None: rest), on this neuron's backend.
 
-        Runs ``step_fn`` on the ``torch`` backend (the reference loop) and returns the
-        spikes and the state after the last step; ``t0`` (the chunk's first step) is unused.
+        Returns the spikes and the state after the last step; ``t0`` (the chunk's first step) is unused.
         """
-        p = self.params()
-        state = self.init_state(x_seq[0]) if state is None else state
-        spikes = []
-        for x in x_seq:
-            s, state = self.step_fn(p, state, x)
-            spikes.append(s)
-        return self.emit(torch.stack(spikes)), state
+        from ..backends import run
+
+        r = run(self, x_seq, state, final=True)
+        return r.spikes, r.state
 
     def forward(self, x_seq: Tensor, return_state: bool = False):
-        keep = return_state or self.recorder is not None
-        from .fused import choose  # the backends need the neuron classes; import late
+        from ..backends import run
 
-        run = choose(self, x_seq)
-        spikes, traces = run(self, x_seq, keep)
-        out = self.emit(spikes)
+        keep = return_state or self.recorder is not None
+        r = run(self, x_seq, traces=keep)
         if not keep:
-            return out
+            return r.spikes
         if self.recorder is not None:
-            self.recorder.update(traces)
-        return (out, traces) if return_state else out
+            self.recorder.update(r.traces)
+        return (r.spikes, r.traces) if return_state else r.spikes
 
     def options_repr(self) -> str:
         return f"threshold={float(self.threshold):g}, reset={self.reset}, detach_reset={self.detach_reset}" + (
@@ -347,19 +343,6 @@ class SpikingNeuron(nn.Module):
 
     def extra_repr(self) -> str:
         return self.options_repr()
-
-
-def torch_loop(neuron: SpikingNeuron, x_seq: Tensor, keep: bool) -> tuple[Tensor, dict[str, Tensor]]:
-    """The ``torch`` backend, the reference: ``step_fn`` in a Python loop over T, autograd per step."""
-    p, state = neuron.params(), neuron.init_state(x_seq[0])
-    spikes, states = [], []
-    for x in x_seq:
-        s, state = neuron.step_fn(p, state, x)
-        spikes.append(s)
-        if keep:
-            states.append(state if isinstance(state, tuple) else (state,))
-    traces = {n: torch.stack([st[i] for st in states]) for i, n in enumerate(neuron.state_names)} if keep else {}
-    return torch.stack(spikes), traces
 
 
 def neuron_layers(model: nn.Module) -> dict[str, SpikingNeuron]:
@@ -399,5 +382,5 @@ def record_states(model: nn.Module) -> Iterator[dict[str, dict[str, Tensor]]]:
 
 __all__ = [
     "SpikeOptions", "Spiking", "SpikingNeuron", "fire", "reset", "settle", "quant", "detach_state", "unroll",
-    "torch_loop", "neuron_layers", "record_states",
+    "neuron_layers", "record_states",
 ]

@@ -80,7 +80,7 @@ class Lapicque(SpikingNeuron):
     """
 
     fixed_options = {"v_reset": 0.0}
-    fused = "generic"
+    supported_backends = ("torch", "fused")
 
     def __init__(
         self,

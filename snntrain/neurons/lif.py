@@ -116,7 +116,7 @@ def lif_step(p: LIFParams, v: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 class IntegrateFire(SpikingNeuron):
     """Shared parts of ``if``, ``lif`` (and ``plif``, ``alif``): a decay :math:`\\beta`, a rest potential."""
 
-    fused = "lif"
+    supported_backends = ("torch", "fused", "triton")  # the lif form (charge, gain, kernel_charge below)
     delayed_reset_at_leak = True
 
     def __init__(self, decay: Tensor | None, learn_decay: bool, decay_input: bool, **options: Any):
@@ -133,8 +133,8 @@ class IntegrateFire(SpikingNeuron):
     gain = staticmethod(lif_gain)
 
     @staticmethod
-    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
-        """The charge in the C++ kernel (:mod:`snntrain.kernels.cpu`): lif's, no 1/tau."""
+    def kernel_charge(p: LIFParams) -> tuple[int, float]:
+        """The charge in the compiled kernels (:mod:`snntrain.kernels`): lif's, no 1/tau."""
         return 0, 0.0
 
     def init_state(self, x: Tensor) -> Tensor:

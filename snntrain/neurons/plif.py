@@ -83,8 +83,8 @@ class PLIF(IntegrateFire):
     gain = staticmethod(plif_gain)
 
     @staticmethod
-    def cpu_charge_kind(p: LIFParams) -> tuple[int, float]:
-        """The charge in the C++ kernel: plif's, with or without decay_input, and :math:`1/\\tau`."""
+    def kernel_charge(p: LIFParams) -> tuple[int, float]:
+        """The charge in the compiled kernels: plif's, with or without decay_input, and :math:`1/\\tau`."""
         return (1 if p.decay_input else 2), float(p.w.detach().sigmoid())
 
     def extra_repr(self) -> str:

@@ -74,7 +74,7 @@ class TwoDecays(SpikingNeuron):
 
     option_groups = (Decays,)
     fixed_options = {"v_reset": 0.0}
-    fused = "generic"
+    supported_backends = ("torch", "fused")
     beta_closed = True  # beta in (0, 1]; alpha: (0, 1)
 
     def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):

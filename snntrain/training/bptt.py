@@ -46,6 +46,7 @@ from .distributed import SINGLE, Dist
 from .engine import NonFinite, TrainerBase, as_dict
 from . import budget
 from .monitor import FiringRates
+from .recompute import carrying, install as install_recompute
 from .sops import SynapticOps
 
 log = logging.getLogger("snntrain")
@@ -172,7 +173,8 @@ class BPTT(TrainerBase):
         parts = build_parts(cfg, device)
         self.data, self.model, self.loss_fn = parts["data"], parts["model"], parts["loss_fn"]
         self.optimizer, self.scheduler = parts["optimizer"], parts["scheduler"]
-        self.net = self.model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+        self.recompute = install_recompute(self.model, self.loop["recompute"])  # trainer.recompute=stage: a wrapper
+        self.net = self.model if self.recompute is None else self.recompute  # what the training step calls (or its DDP)
         if dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -182,7 +184,9 @@ class BPTT(TrainerBase):
                 synced = sync_norms(self.model, td.group.WORLD)
                 log.info(f"trainer.sync_norm: batch statistics of {len(synced)} norm layer(s) taken over all "
                          f"{dist.world} processes")
-            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            # recomputation back-propagates each stage inside the backward (reentrant): DDP needs the static graph
+            self.net = DistributedDataParallel(self.net, device_ids=[device.index] if device.type == "cuda" else None,
+                                               static_graph=self.recompute is not None)
         precision = str(self.loop["precision"])  # 32 from the command line is an int
         self.amp_dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[precision]
         # fp16 needs loss scaling against gradient underflow (on CUDA; CPU autocast rarely underflows, scaling is cheap)
@@ -233,7 +237,7 @@ class BPTT(TrainerBase):
                 out, loss = self.forward_backward(x_seq, y, window)
         else:  # truncated BPTT: chunk by chunk, each chunk's graph freed by its backward
             outs, loss = [], 0.0
-            with carry_state(self.model) as carry:
+            with carry_state(self.model) as carry, carrying(self.recompute, carry):
                 for start in range(0, T, K):
                     final = start + K >= T
                     # only the very last backward of the optimizer step all-reduces the gradients

@@ -6,17 +6,19 @@ sequences, then extrapolates to the run's ``T`` and batch size:
 
 .. math::
 
-   M_\text{train} = P\,(2 + k) + S(T', B) + X(T, B) + 2\,A(T', B) + L, \qquad
+   M_\text{train} = P\,(2 + k + k') + S(T', B) + X(T, B) + 3\,A(T', B) + L, \qquad
    M_\text{eval} = P + X(T, B_e) + 2\,A(T, B_e) + L_e
 
 * :math:`P`: parameters and buffers; gradients take :math:`P` again and the optimizer
-  :math:`kP` (``k`` = 2 moments for Adam/AdamW, 1 momentum buffer for SGD with momentum);
+  :math:`kP` (``k`` = 2 moments for Adam/AdamW, 1 momentum buffer for SGD with momentum),
+  plus :math:`k'P` of temporaries while its (``foreach``) step runs (``k'`` = 2 for Adam, 1 for SGD);
 * :math:`S(T', B)`: the tensors autograd saves for the backward pass (counted with
   ``torch.autograd.graph.saved_tensors_hooks``, each storage once, parameters left out),
   over :math:`T' = \min(T, \text{tbptt\_steps})` steps. A spike map saved as a synapse's
   input is counted as one bit per spike, as :mod:`snntrain.layers.bits` keeps it;
 * :math:`X`: the input batch and its ``[T, B, ...]`` encoding; :math:`A`: the largest
-  input + output of one layer (a layer's working memory; the backward holds its gradient too);
+  input + output of one layer: a layer's working memory (the backward holds the gradients of its
+  output and input and its unpacked input, 3 A; an evaluation its input and output, 2 A);
 * :math:`L`: the batches the data loader holds (``(num_workers * prefetch_factor + 1)`` batches).
 
 ``S``, ``A`` and ``P`` are measured at ``T`` = 2, 4, 8 and batch 1, 2 and extrapolated
@@ -152,12 +154,24 @@ def _measure(model: torch.nn.Module, x_shape: tuple[int, ...], train: bool) -> t
         tensors = [a for a in args if isinstance(a, torch.Tensor)] + ([out] if isinstance(out, torch.Tensor) else [])
         working[0] = max(working[0], sum(t.untyped_storage().nbytes() for t in tensors))
 
+    pool = [False]  # inside a max pool of a spike map: kept as bits, its argmax recomputed in the backward
+
+    def before(mod, args):
+        key = args[0].untyped_storage()._cdata
+        packable_inputs.add(key)
+        pool[0] = "MaxPool" in type(getattr(mod, "module", mod)).__name__ and key in spikes
+
+    def after(mod, args, out):
+        if pool[0] and isinstance(out, torch.Tensor):  # the max of spikes is a spike map
+            spikes.add(out.untyped_storage()._cdata)
+        pool[0] = False
+
     for m in model.modules():
         if not list(m.children()):
             hooks.append(m.register_forward_hook(io))
         if hasattr(m, "pack_spikes"):
-            hooks.append(m.register_forward_pre_hook(
-                lambda mod, args: packable_inputs.add(args[0].untyped_storage()._cdata)))
+            hooks.append(m.register_forward_pre_hook(before))
+            hooks.append(m.register_forward_hook(after))
     for n in neuron_layers(model).values():
         hooks.append(n.register_forward_hook(
             lambda mod, args, out: spikes.add(out.untyped_storage()._cdata) if isinstance(out, torch.Tensor) else None))
@@ -165,7 +179,7 @@ def _measure(model: torch.nn.Module, x_shape: tuple[int, ...], train: bool) -> t
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         key = t.untyped_storage()._cdata
-        if key not in own:
+        if key not in own and not (pool[0] and t.dtype == torch.int64):
             saved[key] = t.untyped_storage().nbytes()
         return t
 
@@ -198,11 +212,13 @@ def _extrapolate(values: dict[tuple[int, int], float], T: int, B: int) -> float:
     return max(lo + (hi - lo) * (B - _BS[0]) / (_BS[1] - _BS[0]), 0.0)
 
 
-def _optimizer_states(cfg: dict[str, Any]) -> int:
+def _optimizer_states(cfg: dict[str, Any]) -> tuple[int, int]:
+    """``(states, temporaries)`` in units of the parameters' size: the buffers the optimizer keeps, and what its
+    (``foreach``) step allocates on top while it runs."""
     opt = cfg["optimizer"]
     if opt["name"] == "sgd":
-        return 1 if opt.get("momentum", 0) else 0
-    return 2  # adam, adamw and unknown ones: two moments
+        return (1 if opt.get("momentum", 0) else 0), 1
+    return 2, 2  # adam, adamw and unknown ones: two moments; the step's bias-corrected temporaries
 
 
 def estimate(cfg: dict[str, Any], data: Any, mode: str = "train") -> Estimate:
@@ -222,7 +238,7 @@ def estimate(cfg: dict[str, Any], data: Any, mode: str = "train") -> Estimate:
             saved[(t, b)], work_train[(t, b)] = _measure(model, (t, b, *data.in_shape), train=True)
             _, work_eval[(t, b)] = _measure(model, (t, b, *data.in_shape), train=False)
     P = int(_extrapolate(params, T, 1))
-    k = _optimizer_states(cfg)
+    k, temporaries = _optimizer_states(cfg)
 
     def batch_bytes(b: int) -> int:  # the loader's batch (static data: one frame; temporal: T frames)
         return b * sample * (T if data.temporal else 1)
@@ -231,13 +247,15 @@ def estimate(cfg: dict[str, Any], data: Any, mode: str = "train") -> Estimate:
     loader = lambda b: batch_bytes(b) * (workers * int(loop.get("prefetch_factor") or 2) + 1)  # noqa: E731
     inputs = batch_bytes(B) + T * B * sample
     activations = int(_extrapolate(saved, Tt, B))
-    working = 2 * int(_extrapolate(work_train, Tt, B))
+    # the backward of the largest layer holds its output's gradient, its input's gradient and its unpacked input
+    working = 3 * int(_extrapolate(work_train, Tt, B))
     evaluation = P + batch_bytes(Be) + T * Be * sample + 2 * int(_extrapolate(work_eval, T, Be)) + loader(Be)
     if mode == "eval":
         return Estimate(P, 0, 0, 0, batch_bytes(Be) + T * Be * sample, 2 * int(_extrapolate(work_eval, T, Be)),
                         loader(Be), evaluation, evaluation)
-    train = P * (2 + k) + activations + inputs + working + loader(B)
-    return Estimate(P, P, k * P, activations, inputs, working, loader(B), evaluation, max(train, evaluation))
+    train = P * (2 + k + temporaries) + activations + inputs + working + loader(B)
+    return Estimate(P, P, (k + temporaries) * P, activations, inputs, working, loader(B), evaluation,
+                    max(train, evaluation))
 
 
 def _drivers(cfg: dict[str, Any], mode: str) -> str:

@@ -70,10 +70,13 @@ LOOP: dict[str, Key] = {
                          "memory available (RAM, or the GPU's free memory). Runs estimated above it are refused"),
     "tbptt_steps": Key(Optional[int], None, "truncated BPTT: back-propagate through chunks of this many steps, the "
                        "state carried across (null: the whole sequence)", low=1),
+    "recompute": Key(Literal["none", "stage"], "none", "stage: recompute each spiking stage in the backward instead of "
+                     "keeping its activations (spikes kept as bits); the same gradients, less memory"),
 }
 
 #: keys that mean something only to a trainer that follows gradients (``gradient_free`` trainers refuse them)
-GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches", "gradient_clip_val", "tbptt_steps")
+GRADIENT_KEYS = ("sync_norm", "precision", "compile", "accumulate_grad_batches", "gradient_clip_val", "tbptt_steps",
+                 "recompute")
 
 #: keys that may differ between a checkpoint's config and the run that resumes it
 #: (``trainer.epochs`` may grow: the run is extended)
