@@ -169,14 +169,17 @@ def per_step_constants(net: nn.Module, example: Tensor) -> None:
     per step and channel; the norm's output on the input it receives from ``example`` (and
     on a random one) must then equal :math:`s x + b`, or the norm is not affine per step
     (``layernorm``'s per-sample statistics, ``neunorm``'s state over steps) and is refused.
+    A norm that is not one layer over the sequence (one a neuron applies at each step, such
+    as ``mpbn`` on the membrane) is left to the exporter's trace as it is.
     """
     from .norm.fold import is_norm
 
     norms = {name: m for name, m in net.named_modules() if name and is_norm(m)}
     if not norms:
         return
-    seen: dict[str, Tensor] = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, i[0].detach())) for n, m in norms.items()]
+    seen: dict[str, list[Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, []).append(i[0].detach()))
+             for n, m in norms.items()]
     try:
         with torch.no_grad():
             net(example)
@@ -184,9 +187,10 @@ def per_step_constants(net: nn.Module, example: Tensor) -> None:
         for h in hooks:
             h.remove()
     for name, norm in norms.items():
-        if name not in seen:
-            continue
-        x = seen[name]
+        calls = seen.get(name, [])
+        if len(calls) != 1 or calls[0].dim() < 3 or calls[0].shape[0] != example.shape[0]:
+            continue  # not a layer over the sequence (e.g. a norm a neuron applies at each step): traced as it is
+        x = calls[0]
         with torch.no_grad():
             zero = torch.zeros_like(x[:, :1])
             shift = norm(zero)

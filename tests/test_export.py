@@ -16,7 +16,7 @@ from torch import nn
 from snntrain.export import ExportError, folded, main, to_nir, to_onnx, to_torch, write_nir
 from snntrain.models.net import make_factories
 from snntrain.neurons.base import SpikingNeuron
-from snntrain.registry import build
+from snntrain.registry import available, build
 
 nir = pytest.importorskip("nir")
 pytest.importorskip("nirtorch")
@@ -316,3 +316,29 @@ def test_vgg_run_with_per_step_norm_exports_to_onnx_and_torch(norm, tmp_path, ca
     program = torch.export.load(str(run / "export" / "last.pt2")).module()  # exported with batch 1
     with torch.no_grad():
         assert torch.allclose(program(x[:, :1]), ref[:, :1], atol=1e-5, rtol=0)
+
+
+#: norms ONNX and torch.export cannot hold as constants: statistics per sample, a state across steps
+NOT_EXPORTABLE = {"layernorm", "neunorm"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", available("norm"))
+def test_every_norm_exports_to_onnx_or_is_refused_by_name(norm, tmp_path):
+    """Every norm the framework trains: ONNX and torch.export outputs equal the model's (<= 1e-5), or a refusal."""
+    ort = pytest.importorskip("onnxruntime")
+    name, args = MODELS["conv"]
+    model = trained(name, {"name": "lif", "decay": 0.8, "threshold": 0.5}, norm, **args)
+    example = torch.zeros(T, 1, *SHAPE)
+    if norm in NOT_EXPORTABLE:
+        with pytest.raises(ExportError, match=r"layer \d+ \(\w+\) is neither folded"):
+            to_onnx(model, example, tmp_path / "net.onnx")
+        return
+    x = torch.rand(T, 3, *SHAPE) * 2
+    ref, spikes = spikes_of(model, x)
+    assert any(0 < s.mean() < 1 for s in spikes)
+    got = ort.InferenceSession(str(to_onnx(model, example, tmp_path / "net.onnx"))).run(None, {"input": x.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(got), ref, atol=1e-5, rtol=0)
+    program = torch.export.load(str(to_torch(model, x, tmp_path / "net.pt2"))).module()
+    with torch.no_grad():
+        assert torch.allclose(program(x), ref, atol=1e-5, rtol=0)
