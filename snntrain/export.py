@@ -60,8 +60,8 @@ function ``[T, B, ...] -> [T, B, classes]`` that snntrain computes; the batch ax
 T is fixed). It uses torch's TorchScript-based exporter (``dynamo=False``), which needs
 nothing beyond ``onnx``; the dynamo exporter would also need ``onnxscript``.
 
-**torch.export** (:func:`to_torch`): the same function as an ``ExportedProgram``, saved with
-``torch.export.save`` (load with ``torch.export.load(path).module()``).
+**torch.export** (:func:`to_torch`): the same function as an ``ExportedProgram`` with a dynamic
+batch axis, saved with ``torch.export.save`` (load with ``torch.export.load(path).module()``).
 """
 from __future__ import annotations
 
@@ -387,12 +387,20 @@ def to_onnx(model: nn.Module, example: Tensor, path: str | Path, opset: int = 17
 
 
 def to_torch(model: nn.Module, example: Tensor, path: str | Path) -> Path:
-    """The folded ``model`` as a ``torch.export`` ExportedProgram over ``example`` ``[T, B, ...]``, saved with ``torch.export.save``."""
+    """The folded ``model`` as a ``torch.export`` ExportedProgram over ``example`` ``[T, B, ...]``, saved with ``torch.export.save``.
+
+    The batch axis is dynamic (any B >= 1); T and the sample shape are those of ``example``.
+    A network torch.export cannot trace with a symbolic batch is exported for ``example``'s batch.
+    """
     net = folded(model, example)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    wide = example[:, :1].expand(example.shape[0], max(2, example.shape[1]), *example.shape[2:]).contiguous()
     with torch.no_grad():
-        program = torch.export.export(net, (example,))
+        try:  # B = 1 would be specialised; trace with B >= 2 and a symbolic batch
+            program = torch.export.export(net, (wide,), dynamic_shapes=({1: torch.export.Dim("batch", min=1)},))
+        except Exception:  # noqa: BLE001 - torch.export's many constraint errors: keep the static program
+            program = torch.export.export(net, (example,))
     torch.export.save(program, str(path))
     return path
 
