@@ -13,7 +13,7 @@ Cases, all in one process, interleaved round by round, on the same random input
 * ``snntrain``: ``SeqWrap(Linear)`` + ``lif`` on its ``auto`` backend (the C++ kernel on
   the CPU, Triton on CUDA), and ``snntrain-torch`` (the reference loop);
 * ``spikingjelly``: multi-step ``layer.Linear`` + ``neuron.LIFNode`` (torch backend; and
-  ``spikingjelly-cupy`` on CUDA where cupy imports);
+  ``spikingjelly-cupy`` / ``spikingjelly-triton`` on CUDA where they import);
 * ``snntorch``: ``nn.Linear`` + ``snn.Leaky`` stepped in a Python loop over T;
 * ``norse``: ``nn.Linear`` on the whole sequence + ``norse.torch.LIF`` (its default,
   current-based LIF, as the public benchmark runs it).
@@ -57,8 +57,10 @@ def make_case(name: str, n_in: int, n_out: int, device: str) -> Callable[[Tensor
 
         lif = neuron.LIFNode(tau=1 / (1 - DECAY), decay_input=False, v_reset=None, surrogate_function=surrogate.ATan(),
                              step_mode="m")
-        if name == "spikingjelly-cupy":
-            lif.backend = "cupy"
+        if "-" in name:  # spikingjelly-cupy, spikingjelly-triton: its GPU backends
+            backend = name.split("-", 1)[1]
+            assert backend in lif.supported_backends, f"SpikingJelly's LIFNode has no {backend} backend here"
+            lif.backend = backend
         net = nn.Sequential(layer.Linear(n_in, n_out, step_mode="m"), lif).to(device)
 
         def sj(x_seq: Tensor) -> Tensor:
@@ -98,7 +100,7 @@ def make_case(name: str, n_in: int, n_out: int, device: str) -> Callable[[Tensor
 
 def cases(device: str) -> list[str]:
     names = ["snntrain", "snntrain-torch", "spikingjelly", "snntorch", "norse"]
-    return names + (["spikingjelly-cupy"] if device == "cuda" else [])
+    return names + (["spikingjelly-cupy", "spikingjelly-triton"] if device == "cuda" else [])
 
 
 def sync(device: str) -> None:
@@ -117,6 +119,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default=None, help="comma-separated subset")
+    ap.add_argument("--out", default=None, help="result file (default results/open_neuromorphic_<device>[_small].json)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     n_out = a.neurons or (1024 if a.small else 16384)
@@ -158,7 +161,7 @@ def main() -> None:
     print(f"machine: {machine}\nLinear({n_in}->{n_out}) + LIF, batch {a.batch}, T={a.steps}, fwd+bwd, {a.rounds} rounds")
     for n, r in rows.items():
         print(f"  {n:18s} {r['s']:8.4f} s  {r['x_fastest']:5.2f}x")
-    path = Path(__file__).parent / "results" / f"open_neuromorphic_{dev}{'_small' if a.small else ''}.json"
+    path = Path(a.out or Path(__file__).parent / "results" / f"open_neuromorphic_{dev}{'_small' if a.small else ''}.json")
     path.write_text(json.dumps({"machine": machine, "neurons": n_out, "inputs": n_in, "steps": a.steps, "batch": a.batch,
                                 "rounds": a.rounds, "cases": rows}, indent=2) + "\n")
     print(f"written to {path}")

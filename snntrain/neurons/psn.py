@@ -160,11 +160,9 @@ class PSN(SpikingNeuron):
 
     def forward_chunk(self, x_seq: Tensor, state: Tensor | None, t0: int = 0) -> tuple[Tensor, Tensor]:
         """Truncated BPTT (causal variants): the chunk's steps, given the inputs before it."""
-        out = []
-        for x in x_seq:
-            s, state = self.step(x, state)
-            out.append(s)
-        return torch.stack(out), state
+        from ..backends.loop import scan  # the one loop over T (imported on first use, as the base class does)
+
+        return scan(self.step, state, x_seq)[:2]
 
     def extra_repr(self) -> str:
         extra = "" if self.variant == "full" else f", k={self.k}"
