@@ -51,8 +51,11 @@ def with_run_overrides(argv: list[str]) -> list[str]:
     given = {_key(a) for a in argv}
     if any(not (k.startswith(("hydra.", "hydra/")) or k in RESUME_MAY_DIFFER) for k in given):
         return argv
-    run = run_folder(resumes[0].split("=", 1)[1])
-    saved = [o for o in saved_overrides(run) or [] if _key(o) not in given]
+    try:
+        run = run_folder(resumes[0].split("=", 1)[1])
+        saved = [o for o in saved_overrides(run) or [] if _key(o) not in given]
+    except (OSError, ValueError):  # a path the system refuses (too long, NUL): the usual checks explain it
+        return argv
     if not saved:
         return argv
     shown = " ".join(shlex.quote(o) for o in saved)

@@ -21,7 +21,7 @@ def test_only_a_bare_resume_is_expanded(tmp_path, capsys):
     assert with_run_overrides([f"resume={run}", "trainer.epochs=9", "hydra.run.dir=x"]) == [
         "norm=tebn", "model=vgg", f"resume={run}", "trainer.epochs=9", "hydra.run.dir=x"]
     for argv in ([f"resume={run}", "seed=1"], ["seed=1"], ["resume="], [f"resume={tmp_path / 'none'}"],
-                 ["-m", f"resume={run}"]):
+                 ["-m", f"resume={run}"], ["resume=" + "a" * 300]):
         assert with_run_overrides(argv) == argv
     (run / ".hydra" / "overrides.yaml").write_text("{not: a list}")
     assert with_run_overrides([f"resume={run}"]) == [f"resume={run}"]
