@@ -214,7 +214,9 @@ def run(argv: list[str]) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from . import overrides, sweep
+    from .resume_args import with_run_overrides
 
+    argv = with_run_overrides(argv)  # `snntrain resume=<dir>` alone: the run's own overrides
     try:
         front = overrides.check(argv)
     except ConfigError as err:

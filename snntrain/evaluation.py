@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"test accuracy {m['test_acc']:.4f}  test loss {m['test_loss']:.4f}")
     for stage, rate in m.get("firing_rates", {}).items():
         print(f"  {stage:<10} firing rate {rate:.4f}")
+    sops, energy = m.get("sops") or {}, m.get("energy_uJ") or {}
+    if sops:
+        print(f"synaptic operations per sample: {sops['ac']:,.0f} AC + {sops['mac']:,.0f} MAC "
+              f"(an ANN of the same shape: {sops['dense']:,.0f} MAC)")
+    if energy:
+        print(f"energy per sample: {energy['snn']:.4g} uJ (the ANN: {energy['ann']:.4g} uJ, ratio "
+              f"{energy['snn_over_ann']:.3g})")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,16 @@ r"""Export a trained network: NIR for neuromorphic tools, ONNX and ``torch.expor
     snntrain-export outputs/2026-11-23/14-00-00 --format nir          # -> <run>/export/last.nir
     snntrain-export <run dir or .pt> --format onnx --out net.onnx
     snntrain-export <run dir> --format torch --checkpoint best dataset.root=/data
+    snntrain-export <run dir> --hard-reset                             # subtract reset -> NIR, cost measured
 
 Every format exports the **folded** network (:func:`snntrain.norm.fold.fold_model`: each
-``bn``/``tdbn`` merged into the conv/linear before it, in eval mode); a norm that cannot
-fold (``bntt``, ``tebn``, ``layernorm``, ``neunorm``) is an :class:`ExportError` naming it.
+``bn``/``tdbn`` merged into the conv/linear before it, in eval mode). ONNX and ``torch.export``
+unroll the loop over T, so a norm with its own constants per time step (``bntt``: statistics
+and scale per step; ``tebn``: a scale :math:`p_t` per step) is exported as a
+:class:`StepAffine` :math:`y_t = s_t x_t + b_t` of those constants. NIR has no time axis: there a
+norm that cannot fold (``bntt``, ``tebn``, ``layernorm``, ``neunorm``) is an
+:class:`ExportError` naming it, as are ``layernorm`` and ``neunorm`` (not affine per step) in
+every format.
 The exported network maps the input sequence the model itself sees (``[T, B, ...]``,
 after the encoder) to its readout; the encoder is not part of it.
 
@@ -29,11 +35,16 @@ Our ``lif``/``plif`` charge is :math:`H = V_{reset} + \beta (V - V_{reset}) + c\
 layer's shape), so ``decay_shape=channel|neuron`` exports too.
 
 NIR neurons fire when :math:`v > v_{threshold}` and then **set** :math:`v` to
-:math:`v_{reset}`: that is ``reset=zero``. A ``subtract`` (soft) reset, ``reset=none``,
-``reset_delay``, ``inhibition``, graded spikes and a state quantizer have no NIR form and are
-refused, naming the layer (SpikingJelly's exporter refuses soft resets too; snnTorch's writes
-them as hard resets without a word, so the imported network fires differently). Train with
-``neuron.reset=zero`` to export to NIR.
+:math:`v_{reset}`: that is ``reset=zero``. A ``subtract`` (soft) reset, the default, and
+``reset=none`` have no NIR form and are refused, naming the layer (SpikingJelly's exporter
+refuses soft resets too; snnTorch's writes them as hard resets without a word, so the
+imported network fires differently), unless the export opts in: ``--hard-reset``
+(``hard_reset=True``) writes them as hard resets and **measures** what that costs
+(:func:`measure_nir`): the graph is read back by a NIR importer (:func:`snntrain.nir.from_nir`)
+and scored on the run's test set beside the trained model; both accuracies and the change
+are printed and stored beside the file (``last.nir.json``). ``reset_delay``, ``inhibition``,
+graded spikes and a state quantizer are refused. Train with ``neuron.reset=zero`` for a graph
+that computes what the model computes.
 
 Layers: ``linear`` (NIR ``Affine``/``Linear``), ``conv1d``/``conv2d`` (``Conv1d``/``Conv2d``,
 zero padding), ``avgpool2d`` (``AvgPool2d``), ``flatten`` (``Flatten``), ``dropout``/
@@ -49,8 +60,8 @@ function ``[T, B, ...] -> [T, B, classes]`` that snntrain computes; the batch ax
 T is fixed). It uses torch's TorchScript-based exporter (``dynamo=False``), which needs
 nothing beyond ``onnx``; the dynamo exporter would also need ``onnxscript``.
 
-**torch.export** (:func:`to_torch`): the same function as an ``ExportedProgram``, saved with
-``torch.export.save`` (load with ``torch.export.load(path).module()``).
+**torch.export** (:func:`to_torch`): the same function as an ``ExportedProgram`` with a dynamic
+batch axis, saved with ``torch.export.save`` (load with ``torch.export.load(path).module()``).
 """
 from __future__ import annotations
 
@@ -87,23 +98,113 @@ def _need(module: str, what: str) -> Any:
 
 
 # ---------------------------------------------------------------- preparing the network
-def folded(model: nn.Module) -> nn.Module:
-    """The inference copy of ``model``: norms folded, eval mode, every neuron on the plain ``torch`` loop."""
+def folded(model: nn.Module, example: Tensor | None = None) -> nn.Module:
+    """The inference copy of ``model``: norms folded, eval mode, every neuron on the plain ``torch`` loop.
+
+    Without ``example`` every norm must fold into the synapse before it (NIR has no time
+    axis). With ``example`` (an input ``[T, B, ...]``: ONNX and ``torch.export``, whose graphs
+    are unrolled over T) a norm that does not fold but is, in eval mode, an affine map per
+    step (``bntt``, ``tebn``) becomes a :class:`StepAffine` of per-step constants.
+    """
     from .neurons.base import SpikingNeuron
     from .norm.fold import fold_model
 
-    try:
-        net = fold_model(model, strict=True)
-    except ValueError as err:
-        listed = str(err).removeprefix("fold_model: ").replace("\nPass strict=False to keep them unfused.", "")
-        raise ExportError(
-            f"export folds every norm into the conv/linear before it, but {listed}\nExport a network trained with "
-            f"norm=bn, tdbn or none."
-        ) from None
+    if example is None:
+        try:
+            net = fold_model(model, strict=True)
+        except ValueError as err:
+            listed = str(err).removeprefix("fold_model: ").replace("\nPass strict=False to keep them unfused.", "")
+            raise ExportError(
+                f"export folds every norm into the conv/linear before it, but {listed}\nExport a network trained with "
+                f"norm=bn, tdbn or none."
+            ) from None
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the norms left unfolded become StepAffine just below
+            net = fold_model(model, strict=False)
     for m in net.modules():
         if isinstance(m, SpikingNeuron):
             m.backend = "torch"  # a Python loop over T: what exporters trace, the reference numerics
-    return net.eval()
+    net = net.eval()
+    if example is not None:
+        per_step_constants(net, example)
+    return net
+
+
+class StepAffine(nn.Module):
+    r"""A norm in eval mode as constants per time step: :math:`y_t = s_t \odot x_t + b_t` over ``[T, B, C, ...]``.
+
+    ``scale`` and ``shift`` are ``[T, 1, C, ...]`` (trailing axes of size 1 where the norm is
+    the same over them). ``bntt`` gives :math:`s_t = \gamma^t / \sqrt{(\sigma^t)^2 + \epsilon}`,
+    :math:`b_t = -s_t \mu^t`; ``tebn`` gives :math:`s_t = p_t \gamma / \sqrt{\sigma^2 + \epsilon}`,
+    :math:`b_t = p_t (\beta - \gamma \mu / \sqrt{\sigma^2 + \epsilon})`.
+    """
+
+    def __init__(self, scale: Tensor, shift: Tensor):
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        return x_seq * self.scale + self.shift
+
+    def extra_repr(self) -> str:
+        return f"T={self.scale.shape[0]}, shape={tuple(self.scale.shape[2:])}"
+
+
+def _squeeze_space(t: Tensor) -> Tensor:
+    """``t`` ``[T, 1, C, *space]`` with the spatial axes reduced to size 1 where it is constant along them."""
+    for d in range(3, t.dim()):
+        if torch.equal(t, t.narrow(d, 0, 1).expand_as(t)):
+            t = t.narrow(d, 0, 1)
+    return t
+
+
+def per_step_constants(net: nn.Module, example: Tensor) -> None:
+    """Replace, in place, every norm of ``net`` (eval mode) left after folding by its :class:`StepAffine`.
+
+    The constants are read from the norm itself: :math:`b = N(0)`, :math:`s = N(1) - N(0)`
+    per step and channel; the norm's output on the input it receives from ``example`` (and
+    on a random one) must then equal :math:`s x + b`, or the norm is not affine per step
+    (``layernorm``'s per-sample statistics, ``neunorm``'s state over steps) and is refused.
+    A norm that is not one layer over the sequence (one a neuron applies at each step, such
+    as ``mpbn`` on the membrane) is left to the exporter's trace as it is.
+    """
+    from .norm.fold import is_norm
+
+    norms = {name: m for name, m in net.named_modules() if name and is_norm(m)}
+    if not norms:
+        return
+    seen: dict[str, list[Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, []).append(i[0].detach()))
+             for n, m in norms.items()]
+    try:
+        with torch.no_grad():
+            net(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, norm in norms.items():
+        calls = seen.get(name, [])
+        if len(calls) != 1 or calls[0].dim() < 3 or calls[0].shape[0] != example.shape[0]:
+            continue  # not a layer over the sequence (e.g. a norm a neuron applies at each step): traced as it is
+        x = calls[0]
+        with torch.no_grad():
+            zero = torch.zeros_like(x[:, :1])
+            shift = norm(zero)
+            scale = norm(zero + 1) - shift
+            probe = torch.randn_like(x) * (x.std() + 1) + x.mean()
+            ok = all(torch.allclose(norm(v), v * scale + shift, atol=1e-5, rtol=1e-4) for v in (x, probe))
+        if not ok:
+            raise ExportError(
+                f"export: layer {name} ({type(norm).__name__}) is neither folded into the layer before it nor an affine "
+                f"map per time step and channel in eval mode, so ONNX and torch.export cannot hold it as constants. "
+                f"Export a network trained with norm=bn, tdbn, tebn, bntt or none."
+            )
+        parent, _, leaf = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, leaf, StepAffine(_squeeze_space(scale), _squeeze_space(shift)))
 
 
 def chain(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
@@ -134,8 +235,11 @@ def _refuse(name: str, m: nn.Module, why: str) -> ExportError:
     return ExportError(f"to_nir: layer {name} ({kind}) cannot be exported to NIR: {why}.")
 
 
-def _neuron_node(name: str, m: nn.Module, shape: tuple[int, ...], dt: float) -> Any:
-    """NIR ``LIF`` or ``IF`` for an ``if``/``lif``/``plif`` layer over ``shape`` (see the module docstring)."""
+def _neuron_node(name: str, m: nn.Module, shape: tuple[int, ...], dt: float, hard_reset: bool = False) -> Any:
+    """NIR ``LIF`` or ``IF`` for an ``if``/``lif``/``plif`` layer over ``shape`` (see the module docstring).
+
+    ``hard_reset``: a ``subtract`` or ``none`` reset is written as NIR's hard reset to ``v_reset``.
+    """
     import numpy as np
     import nir
 
@@ -144,9 +248,10 @@ def _neuron_node(name: str, m: nn.Module, shape: tuple[int, ...], dt: float) -> 
 
     if type(m) not in (IF, LIF, PLIF):
         return None
-    if m.reset != "zero":
+    if m.reset != "zero" and not hard_reset:
         raise _refuse(name, m, f"reset={m.reset}, while NIR neurons set the membrane to v_reset after a spike (a hard "
-                               f"reset); train with neuron.reset=zero")
+                               f"reset); train with neuron.reset=zero, or export with --hard-reset (hard_reset=True), "
+                               f"which writes a hard reset and measures the test accuracy that costs")
     problems = [(m.reset_delay, "reset_delay=true (snnTorch's delayed reset)"), (m.inhibition, "inhibition=true"),
                 (m._graded, "graded spikes (graded_spikes_factor != 1)"), (m.state_quant is not None, "a state_quant")]
     for bad, what in problems:
@@ -166,7 +271,7 @@ def _neuron_node(name: str, m: nn.Module, shape: tuple[int, ...], dt: float) -> 
     return nir.LIF(tau=tau, r=r, v_leak=v_reset.copy(), v_threshold=v_th, v_reset=v_reset)
 
 
-def _layer_node(name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float) -> Any:
+def _layer_node(name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float, hard_reset: bool = False) -> Any:
     """The NIR node of one layer (``None``: the identity at inference), given its input shape without T and B."""
     import numpy as np
     import nir
@@ -174,7 +279,7 @@ def _layer_node(name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float) -
     from .layers.dropout import Dropout
     from .layers.synapse import SeqWrap
 
-    node = _neuron_node(name, m, in_shape, dt)
+    node = _neuron_node(name, m, in_shape, dt, hard_reset)
     if node is not None:
         return node
     if isinstance(m, (Dropout, nn.Identity, nn.Dropout)):
@@ -214,11 +319,13 @@ def _layer_node(name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float) -
     raise _refuse(name, m, why)
 
 
-def to_nir(model: nn.Module, in_shape: tuple[int, ...], dt: float = DT) -> Any:
+def to_nir(model: nn.Module, in_shape: tuple[int, ...], dt: float = DT, hard_reset: bool = False) -> Any:
     """The ``nir.NIRGraph`` of ``model`` (folded first) for inputs of shape ``in_shape`` (one step of one sample).
 
     Nodes are named after the model's layers (``affine_1``, ``lif_2``, ...) between ``input``
     and ``output``; see the module docstring for the neuron mapping and what is refused.
+    ``hard_reset=True`` writes neurons with a ``subtract`` or ``none`` reset as NIR's hard
+    reset (the graph then computes another function: :func:`export_run` measures its accuracy).
     """
     _need("nir", "NIR export")
     import numpy as np
@@ -233,7 +340,7 @@ def to_nir(model: nn.Module, in_shape: tuple[int, ...], dt: float = DT) -> Any:
     x = torch.zeros(1, 1, *shape)
     with torch.no_grad():
         for name, m in chain(net):
-            node = _layer_node(name, m, tuple(x.shape[2:]), dt)
+            node = _layer_node(name, m, tuple(x.shape[2:]), dt, hard_reset)
             x = m(x)
             if node is None:
                 continue
@@ -246,11 +353,12 @@ def to_nir(model: nn.Module, in_shape: tuple[int, ...], dt: float = DT) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def write_nir(model: nn.Module, in_shape: tuple[int, ...], path: str | Path, dt: float = DT) -> Path:
+def write_nir(model: nn.Module, in_shape: tuple[int, ...], path: str | Path, dt: float = DT,
+              hard_reset: bool = False) -> Path:
     """:func:`to_nir` written to ``path`` with ``nir.write`` (HDF5); returns the path."""
     import nir
 
-    graph = to_nir(model, in_shape, dt)
+    graph = to_nir(model, in_shape, dt, hard_reset)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(path), graph)
@@ -267,7 +375,7 @@ def to_onnx(model: nn.Module, example: Tensor, path: str | Path, opset: int = 17
     _need("onnx", "ONNX export")
     import warnings
 
-    net = folded(model)
+    net = folded(model, example)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -279,12 +387,20 @@ def to_onnx(model: nn.Module, example: Tensor, path: str | Path, opset: int = 17
 
 
 def to_torch(model: nn.Module, example: Tensor, path: str | Path) -> Path:
-    """The folded ``model`` as a ``torch.export`` ExportedProgram over ``example`` ``[T, B, ...]``, saved with ``torch.export.save``."""
-    net = folded(model)
+    """The folded ``model`` as a ``torch.export`` ExportedProgram over ``example`` ``[T, B, ...]``, saved with ``torch.export.save``.
+
+    The batch axis is dynamic (any B >= 1); T and the sample shape are those of ``example``.
+    A network torch.export cannot trace with a symbolic batch is exported for ``example``'s batch.
+    """
+    net = folded(model, example)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    wide = example[:, :1].expand(example.shape[0], max(2, example.shape[1]), *example.shape[2:]).contiguous()
     with torch.no_grad():
-        program = torch.export.export(net, (example,))
+        try:  # B = 1 would be specialised; trace with B >= 2 and a symbolic batch
+            program = torch.export.export(net, (wide,), dynamic_shapes=({1: torch.export.Dim("batch", min=1)},))
+        except Exception:  # noqa: BLE001 - torch.export's many constraint errors: keep the static program
+            program = torch.export.export(net, (example,))
     torch.export.save(program, str(path))
     return path
 
@@ -299,23 +415,74 @@ def load_network(run: str, overrides: list[str] = (), checkpoint: str = "last") 
 
 
 def export_run(run: str, fmt: str, out: str | None = None, overrides: list[str] = (),  # type: ignore[assignment]
-               checkpoint: str = "last", dt: float = DT) -> Path:
+               checkpoint: str = "last", dt: float = DT, hard_reset: bool = False) -> Path:
     """Export the network of a run's checkpoint as ``fmt`` (``nir``, ``onnx``, ``torch``); returns the file written.
 
     The default ``out`` is ``<run dir>/export/<checkpoint>.<nir|onnx|pt2>`` (next to the
-    checkpoint file's folder for a ``.pt``).
+    checkpoint file's folder for a ``.pt``). ``hard_reset`` (NIR): write neurons whose reset
+    NIR cannot express with a hard reset, then measure what that costs
+    (:func:`measure_nir`, stored beside the file as ``<file>.json``).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if hard_reset and fmt != "nir":
+        raise ConfigError(f"--hard-reset: applies to --format nir only (ONNX and torch.export keep every reset); "
+                          f"got --format {fmt}.")
     model, in_shape, T = load_network(run, overrides, checkpoint)
     if out is None:
         p = Path(run)
         base = p if p.is_dir() else p.parent.parent if p.parent.name == "checkpoints" else p.parent
         out = str(base / "export" / f"{checkpoint if p.is_dir() else p.stem}{SUFFIX[fmt]}")
     if fmt == "nir":
-        return write_nir(model, in_shape, out, dt)
+        path = write_nir(model, in_shape, out, dt, hard_reset)
+        if hard_reset:
+            measure_nir(run, path, overrides, checkpoint, dt)
+        return path
     example = torch.zeros(T, 1, *in_shape)
     return to_onnx(model, example, out) if fmt == "onnx" else to_torch(model, example, out)
+
+
+def measure_nir(run: str, path: Path, overrides: list[str] = (), checkpoint: str = "last",  # type: ignore[assignment]
+                dt: float = DT) -> dict[str, Any]:
+    """Test accuracy of the NIR graph at ``path`` against the trained model's, on the run's test set.
+
+    The graph is read back by a NIR importer (:func:`snntrain.nir.from_nir`, the forward-Euler
+    reading of snnTorch's and SpikingJelly's importers) and scored by the trainer's own
+    evaluation, as ``snntrain-eval`` scores the checkpoint. Returns and writes beside the file
+    (``<file>.json``) the two accuracies, their difference and the layers whose reset the
+    graph changed.
+    """
+    import json
+    import os
+    import tempfile
+
+    from .evaluation import rebuild
+    from .neurons.base import SpikingNeuron
+    from .nir import from_nir
+    from .training.bptt import evaluate
+
+    trainer, _ = rebuild(run, overrides, checkpoint, device="cpu")
+    graph_net = from_nir(str(path), dt=dt, in_shape=tuple(trainer.data.in_shape))
+    scores = {}
+    for key, net in (("model", trainer.model), ("exported", graph_net)):
+        with trainer.seeded(trainer.cfg["seed"]):
+            scores[key] = evaluate(net, trainer.test_loader(), trainer.encoder, trainer.loss_fn, trainer.device)["acc"]
+    changed = [f"{name} (reset={m.reset})" for name, m in trainer.model.named_modules()
+               if isinstance(m, SpikingNeuron) and m.reset != "zero"]
+    report = {"file": str(path), "importer": "snntrain.nir.from_nir", "dt": dt, "hard_reset_layers": changed,
+              "test_acc_model": scores["model"], "test_acc_exported": scores["exported"],
+              "test_acc_change": scores["exported"] - scores["model"]}
+    target = Path(f"{path}.json")
+    if target.is_symlink():
+        raise ExportError(f"export: {target} is a symbolic link; remove it (nothing is written through links).")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, target)
+    print(f"hard reset in {len(changed)} layer(s): test accuracy {scores['model']:.4f} (trained model) -> "
+          f"{scores['exported']:.4f} (NIR graph through snntrain.nir.from_nir), change "
+          f"{report['test_acc_change']:+.4f}; stored in {target}")
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,9 +496,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="the file to write (default: <run dir>/export/<checkpoint>.<suffix>)")
     ap.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint of a run directory")
     ap.add_argument("--dt", type=float, default=DT, help=f"NIR: seconds per time step (default {DT:g}, as snnTorch/SpikingJelly)")
+    ap.add_argument("--hard-reset", action="store_true",
+                    help="NIR: write a subtract (or no) reset as NIR's hard reset, and print and store (<file>.json) the "
+                         "test accuracy of the exported graph against the trained model's")
     a = ap.parse_intermixed_args(argv)
     try:
-        path = export_run(a.run, a.format, a.out, a.overrides, a.checkpoint, a.dt)
+        path = export_run(a.run, a.format, a.out, a.overrides, a.checkpoint, a.dt, a.hard_reset)
     except ConfigError as err:
         print(f"snntrain-export: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)

@@ -223,8 +223,28 @@ def build(kind: str, name: str, context: dict[str, Any] | None = None, **kwargs:
         ) from None
 
 
+class Effective:
+    """The value a component uses for an argument left unset (``None``), as listings show it: ``0.5 (β ...)``.
+
+    A component declares them in ``effective_defaults = {"decay": (0.5, "β, unless tau is set")}``.
+    """
+
+    def __init__(self, value: Any, note: str):
+        self.value, self.note = value, note
+
+    def __repr__(self) -> str:
+        return f"{self.value!r} ({self.note})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Effective) and (self.value, self.note) == (other.value, other.note)
+
+
 def describe(kind: str | None = None) -> list[dict[str, Any]]:
-    """One record per component: kind, name, summary, ``args`` (defaults) and ``required`` argument names."""
+    """One record per component: kind, name, summary, ``args`` (defaults) and ``required`` argument names.
+
+    An argument whose default is ``None`` but which the component fills in (its
+    ``effective_defaults``) is shown as :class:`Effective`.
+    """
     rows = []
     for k in [kind] if kind else list(KINDS):
         for name in available(k):
@@ -236,5 +256,8 @@ def describe(kind: str | None = None) -> list[dict[str, Any]]:
                 if p.default is not p.empty
             }
             required = [p.name for p in params if p.default is p.empty]
+            for arg, (value, note) in getattr(e.obj, "effective_defaults", {}).items():
+                if arg in args and args[arg] is None:
+                    args[arg] = Effective(value, note)
             rows.append({"kind": k, "name": name, "summary": e.summary, "args": args, "required": required})
     return rows

@@ -5,6 +5,13 @@ one) the sweep folder gets ``summary.csv`` (one row per job: its overrides, stat
 final metrics from its ``metrics.json``) and ``summary.md`` (one row per setting: the jobs
 that differ only in ``seed`` grouped, each metric as mean ± sample standard deviation over
 the seeds, and n). The Markdown names the overrides all jobs share once, above the table.
+From the same rows come two figures (matplotlib): ``summary.png``, each metric per setting
+as mean ± std over the seeds, and ``curves.png``, the test accuracy per epoch, one line per
+setting (mean over seeds, the band ± std), from each run's ``metrics.json`` history.
+
+The files are written as a temporary file in the sweep folder renamed over the old one; a
+target that is a symbolic link is refused (nothing is written through a link). A line of
+``jobs.jsonl`` or a ``metrics.json`` that cannot be read is skipped with a warning naming it.
 
 Each job appends its record (job number, overrides, status, exit code, test accuracy,
 run directory, error) with one ``write`` to an ``O_APPEND`` file, which works for jobs
@@ -43,11 +50,41 @@ def record_job(sweep_dir: Path, num: int, overrides: list[str], run_dir: Path, c
     append_line(sweep_dir / JOBS, json.dumps(rec) + "\n", "sweep record")  # never through a symbolic link
 
 
+def warn(message: str) -> None:
+    print(f"snntrain-summary: warning: {message}", file=sys.stderr)
+
+
+def _job_record(line: str) -> dict[str, Any] | None:
+    """A ``jobs.jsonl`` line as a record with the fields the summary reads, or None if it is not one."""
+    try:
+        r = json.loads(line)
+    except ValueError:
+        return None
+    if not (isinstance(r, dict) and isinstance(r.get("job"), int) and not isinstance(r["job"], bool)
+            and isinstance(r.get("overrides"), list) and all(isinstance(o, str) for o in r["overrides"])
+            and r.get("status") in ("ok", "failed")):
+        return None
+    acc = r.get("test_acc")
+    r["test_acc"] = float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc) else None
+    r["run_dir"] = r["run_dir"] if isinstance(r.get("run_dir"), str) else None
+    r["error"] = r["error"] if isinstance(r.get("error"), str) else None
+    return r
+
+
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The job records of ``<sweep_dir>/jobs.jsonl`` by job number; malformed lines skipped with a warning."""
     path = Path(sweep_dir) / JOBS
     if not path.is_file():
         return []
-    jobs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    jobs = []
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        r = _job_record(line)
+        if r is None:
+            warn(f"{path} line {n} is not a job record (JSON with job, overrides, status); skipped: {line[:80]!r}")
+            continue
+        jobs.append(r)
     return sorted(jobs, key=lambda r: r["job"])
 
 
@@ -92,9 +129,14 @@ class SweepSummary(Callback):
         ok = len(jobs) - len(FAILED_JOBS)
         print(f"\nsweep finished: {ok} of {len(jobs)} jobs ok, {len(FAILED_JOBS)} failed "
               f"({Path(config.hydra.sweep.dir) / JOBS})\n{summary_table(jobs)}", flush=True)
-        md = write_summary(Path(config.hydra.sweep.dir))
+        try:
+            md = write_summary(Path(config.hydra.sweep.dir))
+        except SummaryWriteError as err:
+            warn(str(err))
+            return
         if md:
-            print(f"\n{md}\n(summary.csv and summary.md in {config.hydra.sweep.dir})", flush=True)
+            print(f"\n{md}\n(summary.csv, summary.md, summary.png and curves.png in {config.hydra.sweep.dir})",
+                  flush=True)
 
 
 # ---------------------------------------------------------------- summary files
@@ -116,14 +158,42 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         row = {"job": r["job"], "overrides": [o for o in r["overrides"] if _key(o) not in _IGNORED],
                "status": r["status"], "run_dir": r.get("run_dir"), **{m: None for m in METRICS}}
         row["seed"] = next((o.split("=", 1)[1] for o in r["overrides"] if _key(o) == "seed"), None)
+        row["history"] = []
         path = Path(r["run_dir"]) / "metrics.json" if r.get("run_dir") else None
-        if path is not None and path.is_file():
-            saved = json.loads(path.read_text())
-            row.update({m: saved.get(m) for m in METRICS})
+        saved = read_metrics(path) if path is not None and path.is_file() else None
+        if saved is not None:
+            row.update({m: _number(saved.get(m)) for m in METRICS})
+            row["history"] = _curve(saved.get("history"))
         elif r.get("test_acc") is not None:
             row["test_acc"] = r["test_acc"]
         rows.append(row)
     return rows
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _curve(history: Any) -> list[tuple[int, float]]:
+    """``(epoch, test_acc)`` of each epoch record of a metrics.json history that has both."""
+    out = []
+    for rec in history if isinstance(history, list) else []:
+        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int) and _number(rec.get("test_acc")) is not None:
+            out.append((rec["epoch"], float(rec["test_acc"])))
+    return out
+
+
+def read_metrics(path: Path) -> dict[str, Any] | None:
+    """A run's ``metrics.json``, or None (with a warning naming it) when it is not a JSON object."""
+    try:
+        saved = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError) as err:
+        warn(f"{path} cannot be read ({type(err).__name__}: {str(err)[:120]}); its job is shown without metrics")
+        return None
+    if not isinstance(saved, dict):
+        warn(f"{path} holds a {type(saved).__name__}, not the run's metrics; its job is shown without metrics")
+        return None
+    return saved
 
 
 def _setting(row: dict[str, Any]) -> tuple[str, ...]:
@@ -189,14 +259,60 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class SummaryWriteError(OSError):
+    """A summary file that cannot be written (a symbolic link in its place, a read-only folder); names the path."""
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``data`` to a temporary file in ``path``'s folder, renamed over ``path`` (never through a link)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+SUMMARY_FILES = ("summary.csv", "summary.md", "summary.png", "curves.png")
+
+
 def write_summary(sweep_dir: Path) -> str | None:
-    """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; return the Markdown (None: no jobs)."""
-    rows = collect(Path(sweep_dir))
+    """Write ``summary.csv``, ``summary.md``, ``summary.png`` and ``curves.png`` into ``sweep_dir``.
+
+    Returns the Markdown (None: no jobs). A target that is a symbolic link is a
+    :class:`SummaryWriteError` before anything is written.
+    """
+    sweep_dir = Path(sweep_dir)
+    links = [sweep_dir / f for f in SUMMARY_FILES if (sweep_dir / f).is_symlink()]
+    if links:
+        raise SummaryWriteError(
+            f"{', '.join(map(str, links))} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; the "
+            f"summary is never written through a link (it could overwrite a file outside the sweep folder). Remove "
+            f"{'it' if len(links) == 1 else 'them'} and run snntrain-summary {sweep_dir} again."
+        )
+    rows = collect(sweep_dir)
     if not rows:
         return None
     md = summary_markdown(rows)
-    (Path(sweep_dir) / "summary.csv").write_text(summary_csv(rows))
-    (Path(sweep_dir) / "summary.md").write_text(md)
+    try:
+        _write(sweep_dir / "summary.csv", summary_csv(rows).encode())
+        _write(sweep_dir / "summary.md", md.encode())
+        try:
+            from .sweep_figures import curves_png, summary_png
+        except ImportError as err:  # matplotlib is a dependency; a broken install still gets the tables
+            warn(f"summary.png and curves.png not drawn: {err}. Install matplotlib (pip install matplotlib).")
+        else:
+            _write(sweep_dir / "summary.png", summary_png(groups(rows), _common(rows)))
+            _write(sweep_dir / "curves.png", curves_png(rows, _setting, _common(rows)))
+    except OSError as err:
+        if isinstance(err, SummaryWriteError):
+            raise
+        raise SummaryWriteError(f"the summary cannot be written into {sweep_dir} ({err.strerror or err}); check that "
+                                f"the folder exists and is writable.") from None
     return md
 
 
@@ -211,6 +327,11 @@ def summary_main(argv: list[str] | None = None) -> None:
         print(f"snntrain-summary: error: {a.sweep_dir} has no {JOBS}, so it is not a snntrain sweep folder "
               f"(sweeps are under outputs/multirun/<date>/<time>/). Give the folder that holds {JOBS}.", file=sys.stderr)
         sys.exit(2)
-    md = write_summary(a.sweep_dir)
+    try:
+        md = write_summary(a.sweep_dir)
+    except SummaryWriteError as err:
+        print(f"snntrain-summary: error: {err}", file=sys.stderr)
+        sys.exit(4)
     print(md or "no jobs recorded yet")
-    print(f"written: {a.sweep_dir / 'summary.csv'}, {a.sweep_dir / 'summary.md'}")
+    if md:
+        print("written: " + ", ".join(str(a.sweep_dir / f) for f in SUMMARY_FILES))

@@ -114,14 +114,6 @@ def test_snntrain_list_names_every_component():
     assert "threshold=1.0" in r.stdout
 
 
-def test_readme_component_table_is_current(capsys):
-    from snntrain.cli import list_main
-
-    list_main(["--markdown"])
-    table = capsys.readouterr().out.strip()
-    assert table in (ROOT / "README.md").read_text(), "README table is stale: paste `snntrain-list --markdown`"
-
-
 def test_every_neuron_trains_through_the_cli(tmp_path):
     from snntrain import available
 

@@ -16,7 +16,7 @@ from torch import nn
 from snntrain.export import ExportError, folded, main, to_nir, to_onnx, to_torch, write_nir
 from snntrain.models.net import make_factories
 from snntrain.neurons.base import SpikingNeuron
-from snntrain.registry import build
+from snntrain.registry import available, build
 
 import nir  # noqa: E402  (test extras: a missing one fails, it is never skipped)
 import nirtorch  # noqa: E402, F401
@@ -177,11 +177,52 @@ def test_refusals_name_the_layer(model_name, neuron, norm, model_args, match):
         to_nir(built(model_name, neuron, norm, **model_args), SHAPE)
 
 
-def test_unfoldable_norm_is_refused_by_every_format(tmp_path):
+def test_unfoldable_norm_is_refused_by_nir(tmp_path):
     model = built("mlp", {"name": "lif", "reset": "zero"}, "bntt", hidden=[8])
-    for export in (lambda: to_nir(model, SHAPE), lambda: to_onnx(model, torch.zeros(T, 1, *SHAPE), tmp_path / "a.onnx")):
-        with pytest.raises(ExportError, match=r"^export folds every norm.*\n  2 \(BatchNormThroughTime\): .*\nExport a network trained with norm=bn"):
-            export()
+    with pytest.raises(ExportError, match=r"^export folds every norm.*\n  2 \(BatchNormThroughTime\): .*\nExport a network trained with norm=bn"):
+        to_nir(model, SHAPE)
+
+
+@pytest.mark.parametrize("norm", ["bntt", "tebn"])
+def test_per_step_norms_export_to_onnx_and_torch_with_equal_outputs(norm, tmp_path):
+    """bntt and tebn become per-step constants in the unrolled graph; outputs equal the model's (<= 1e-5)."""
+    ort = pytest.importorskip("onnxruntime")
+    from snntrain.export import StepAffine
+
+    name, args = MODELS["conv"]
+    model = trained(name, {"name": "lif", "decay": 0.8}, norm, **args)  # the default subtract reset
+    net = folded(model, torch.zeros(T, 1, *SHAPE))
+    steps = [m for m in net.modules() if isinstance(m, StepAffine)]
+    assert len(steps) == 2 and steps[0].scale.shape == (T, 1, 8, 1, 1)
+    assert not torch.allclose(steps[0].scale[0], steps[0].scale[1])  # a constant per step, not one for all
+    onnx_file = to_onnx(model, torch.zeros(T, 1, *SHAPE), tmp_path / "net.onnx")
+    program = torch.export.load(str(to_torch(model, torch.rand(T, 3, *SHAPE), tmp_path / "net.pt2"))).module()
+    session = ort.InferenceSession(str(onnx_file))
+    for batch in (1, 3):
+        x = torch.rand(T, batch, *SHAPE) * 2
+        ref, spikes = spikes_of(model, x)
+        assert all(0 < s.mean() < 1 for s in spikes)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert torch.allclose(got, ref, atol=1e-5, rtol=0)
+        if batch == 3:
+            with torch.no_grad():
+                assert torch.allclose(program(x), ref, atol=1e-5, rtol=0)
+
+
+def test_norms_that_are_not_affine_per_step_are_refused_by_onnx(tmp_path):
+    model = built("mlp", {"name": "lif"}, "layernorm", hidden=[8])
+    with pytest.raises(ExportError, match=r"layer 2 \(LayerNorm\) is neither folded .* nor an affine map per time step"):
+        to_onnx(model, torch.zeros(T, 1, *SHAPE), tmp_path / "a.onnx")
+
+
+def test_hard_reset_opt_in_writes_a_hard_reset():
+    """Without the opt-in a subtract reset is refused; with it the graph holds a hard reset to v_reset."""
+    model = built("mlp", {"name": "lif", "decay": 0.8}, hidden=[5])
+    with pytest.raises(ExportError, match="--hard-reset"):
+        to_nir(model, SHAPE)
+    graph = to_nir(model, SHAPE, hard_reset=True)
+    lif = graph.nodes["lif_3"]
+    assert isinstance(lif, nir.LIF) and (lif.v_reset == 0).all() and lif.tau == pytest.approx(1e-4 / 0.2)
 
 
 @pytest.mark.slow
@@ -207,3 +248,99 @@ def test_command_exports_a_trained_run(tmp_path, capsys):
         assert stop.value.code == 2 and says in capsys.readouterr().err
     out = subprocess.run([sys.executable, "-m", "snntrain.export", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert out.returncode == 2 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_default_run_exports_to_nir_with_the_hard_reset_measured(tmp_path, capsys):
+    """The default run (subtract reset) -> --hard-reset: the accuracies are printed and stored, and they are the
+    trained model's (metrics.json) and that of the model with a hard reset (the function the graph computes)."""
+    import json
+
+    from snntrain.evaluation import evaluate_checkpoint
+    from snntrain.training import train
+
+    from .conftest import compose_cfg
+
+    run = tmp_path / "run"
+    train(compose_cfg("model.hidden=[32]", "T=8", "neuron.threshold=0.25", "trainer.epochs=1", "trainer.limit_batches=5",
+                      "trainer.progress=false"), run)
+    with pytest.raises(SystemExit) as stop:
+        main([str(run)])
+    assert stop.value.code == 2 and "--hard-reset" in capsys.readouterr().err
+    main([str(run), "--hard-reset"])
+    printed = capsys.readouterr().out
+    report = json.loads((run / "export" / "last.nir.json").read_text())
+    assert "hard reset in 1 layer(s): test accuracy" in printed and f"{report['test_acc_change']:+.4f}" in printed
+    assert report["hard_reset_layers"] == ["3 (reset=subtract)"]
+    assert report["test_acc_model"] == pytest.approx(json.loads((run / "metrics.json").read_text())["test_acc"], abs=1e-9)
+    hard = evaluate_checkpoint(str(run), ["neuron.reset=zero"])["test_acc"]
+    assert report["test_acc_exported"] == pytest.approx(hard, abs=1e-9)
+    assert report["test_acc_change"] == pytest.approx(hard - report["test_acc_model"]) != 0  # the reset mattered here
+    # the graph is the network with a hard reset: equal to it, not to the trained (subtract-reset) one
+    import copy
+
+    from snntrain.export import load_network
+    from snntrain.nir import from_nir
+
+    model, in_shape, T_run = load_network(str(run))
+    hard_model = copy.deepcopy(model).eval()
+    for m in hard_model.modules():
+        if isinstance(m, SpikingNeuron):
+            m.reset = "zero"
+    x = torch.rand(T_run, 16, *in_shape) * 3
+    with torch.no_grad():
+        graph_out = from_nir(str(run / "export" / "last.nir"))(x)
+        assert torch.allclose(graph_out, hard_model(x), atol=1e-5) and not torch.allclose(graph_out, model.eval()(x), atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", ["tebn", "bntt"])
+def test_vgg_run_with_per_step_norm_exports_to_onnx_and_torch(norm, tmp_path, capsys):
+    """``snntrain model=vgg norm=tebn|bntt``, then snntrain-export --format onnx and torch: outputs equal (<= 1e-5)."""
+    ort = pytest.importorskip("onnxruntime")
+    from snntrain.export import load_network
+    from snntrain.training import train
+
+    from .conftest import compose_cfg
+
+    run = tmp_path / "run"
+    train(compose_cfg("model=vgg", f"norm={norm}", "T=4", "trainer.epochs=1", "trainer.limit_batches=3",
+                      "trainer.progress=false"), run)
+    for fmt in ("onnx", "torch"):
+        main([str(run), "--format", fmt])
+    model, in_shape, T_run = load_network(str(run))
+    x = torch.rand(T_run, 5, *in_shape)
+    with torch.no_grad():
+        ref = model.eval()(x)
+    got = torch.from_numpy(ort.InferenceSession(str(run / "export" / "last.onnx")).run(None, {"input": x.numpy()})[0])
+    assert torch.allclose(got, ref, atol=1e-5, rtol=0)
+    program = torch.export.load(str(run / "export" / "last.pt2")).module()  # the batch axis is dynamic
+    with torch.no_grad():
+        assert torch.allclose(program(x), ref, atol=1e-5, rtol=0)
+        assert torch.allclose(program(x[:, :1]), ref[:, :1], atol=1e-5, rtol=0)
+
+
+#: norms ONNX and torch.export cannot hold as constants: statistics per sample, a state across steps
+NOT_EXPORTABLE = {"layernorm", "neunorm"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", available("norm"))
+def test_every_norm_exports_to_onnx_or_is_refused_by_name(norm, tmp_path):
+    """Every norm the framework trains: ONNX and torch.export outputs equal the model's (<= 1e-5), or a refusal."""
+    ort = pytest.importorskip("onnxruntime")
+    name, args = MODELS["conv"]
+    model = trained(name, {"name": "lif", "decay": 0.8, "threshold": 0.5}, norm, **args)
+    example = torch.zeros(T, 1, *SHAPE)
+    if norm in NOT_EXPORTABLE:
+        with pytest.raises(ExportError, match=r"layer \d+ \(\w+\) is neither folded"):
+            to_onnx(model, example, tmp_path / "net.onnx")
+        return
+    x = torch.rand(T, 3, *SHAPE) * 2
+    ref, spikes = spikes_of(model, x)
+    assert any(0 < s.mean() < 1 for s in spikes)
+    got = ort.InferenceSession(str(to_onnx(model, example, tmp_path / "net.onnx"))).run(None, {"input": x.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(got), ref, atol=1e-5, rtol=0)
+    program = torch.export.load(str(to_torch(model, x, tmp_path / "net.pt2"))).module()
+    with torch.no_grad():
+        assert torch.allclose(program(x), ref, atol=1e-5, rtol=0)

@@ -99,6 +99,7 @@ class ALIF(IntegrateFire):
     charge = None
 
     option_groups = (LIFDecay,)
+    effective_defaults = {"decay": (0.5, "β, unless tau is set: β = 1 - 1/tau")}
 
     def __init__(
         self, rho: float | None = None, tau_adapt: float | None = None, adapt: float = 1.8,

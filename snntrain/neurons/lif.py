@@ -158,6 +158,8 @@ class LIF(IntegrateFire):
     """
 
     option_groups = (LIFDecay,)
+    #: what snntrain-list shows for decay=None: the β that decay_from uses
+    effective_defaults = {"decay": (0.5, "β, unless tau is set: β = 1 - 1/tau")}
 
     def __init__(self, shape: tuple[int, ...] | None = None, **options: Any):
         d = self.take(LIFDecay, options)

@@ -29,7 +29,7 @@ from ..registry import register
 
 @register("norm", "layernorm")
 class LayerNorm(nn.LayerNorm):
-    r"""LayerNorm (Ba et al. 2016) per sample and time step over (C, *spatial): :math:`y = \gamma (x - \mu_{t,b}) / \sqrt{\sigma_{t,b}^2 + \epsilon} + \beta`."""
+    r"""LayerNorm (Ba et al. 2016) per sample and time step over C and the spatial axes: :math:`y = \gamma (x - \mu_{t,b}) / \sqrt{\sigma_{t,b}^2 + \epsilon} + \beta`."""
 
     batch_statistics = False  # per-sample statistics: nothing to synchronise across processes
 

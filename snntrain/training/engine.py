@@ -259,6 +259,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                     log.warning(f"the checkpoint was written by {RunState.world_of(resumed)} process(es), this run has "
                                 f"{d.world}: the data order continues exactly, the random draws of dropout/encoders do not")
                 restore_rng(state.rng, device)
+                log.info(f"resumed from {resumed['path']}: continuing at epoch {state.epoch + 1}, batch {state.batch + 1}")
 
             def not_signalled() -> None:
                 if signals.received:
