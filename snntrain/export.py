@@ -465,7 +465,7 @@ def measure_nir(run: str, path: Path, overrides: list[str] = (), checkpoint: str
     graph_net = from_nir(str(path), dt=dt, in_shape=tuple(trainer.data.in_shape))
     scores = {}
     for key, net in (("model", trainer.model), ("exported", graph_net)):
-        with trainer.seeded(trainer.cfg["seed"]):
+        with trainer.seeded(trainer.parts.seed):
             scores[key] = evaluate(net, trainer.test_loader(), trainer.encoder, trainer.loss_fn, trainer.device)["acc"]
     changed = [f"{name} (reset={m.reset})" for name, m in trainer.model.named_modules()
                if isinstance(m, SpikingNeuron) and m.reset != "zero"]

@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
