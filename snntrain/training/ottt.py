@@ -33,9 +33,10 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers.synapse import SeqWrap
-from ..neurons.lif import decay_from
+from ..neurons import SpikingNeuron
 from ..registry import register
 from .distributed import SINGLE, Dist
+from .parts import Parts
 from .sltt import SLTT
 
 SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -92,14 +93,15 @@ def trace_synapses(model: nn.Module, decay: float) -> int:
 class OTTT(SLTT):
     r"""OTTT (Xiao et al. NeurIPS 2022): step-by-step back-propagation with presynaptic traces :math:`\hat a_t = \lambda \hat a_{t-1} + s_t` for the weight gradients."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
-        neuron = cfg["neuron"]
-        if neuron["name"] not in ("lif", "if"):
+    def __init__(self, parts: Parts, loop: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
+        name = parts.names["neuron"]
+        if name not in ("lif", "if"):
             raise ConfigError(
                 f"neuron: trainer=ottt needs neuron=lif or neuron=if (its presynaptic trace is the LIF kernel), "
-                f"got neuron={neuron['name']}. Use trainer=sltt or trainer=bptt for other neurons."
+                f"got neuron={name}. Use trainer=sltt or trainer=bptt for other neurons."
             )
-        decay = 1.0 if neuron["name"] == "if" else decay_from(neuron.get("decay"), neuron.get("tau"))
-        super().__init__(cfg, device, dist)
+        super().__init__(parts, loop, device, dist)
+        first = next(m for m in self.model.modules() if isinstance(m, SpikingNeuron))
+        decay = float(first.params().decay.detach().float().mean())  # the trace decays as the membrane: lambda = beta
         if trace_synapses(self.model, decay) == 0:
             raise ConfigError("model: trainer=ottt found no conv or linear synapse fed by spikes in this model.")
