@@ -36,6 +36,7 @@ from ..layers.synapse import SeqWrap
 from ..neurons.lif import decay_from
 from ..registry import register
 from .distributed import SINGLE, Dist
+from .parts import Parts
 from .sltt import SLTT
 
 SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -92,14 +93,14 @@ def trace_synapses(model: nn.Module, decay: float) -> int:
 class OTTT(SLTT):
     r"""OTTT (Xiao et al. NeurIPS 2022): step-by-step back-propagation with presynaptic traces :math:`\hat a_t = \lambda \hat a_{t-1} + s_t` for the weight gradients."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
-        neuron = cfg["neuron"]
+    def __init__(self, parts: Parts, loop: dict[str, Any], device: torch.device, dist: Dist = SINGLE):
+        neuron = parts.section("neuron")
         if neuron["name"] not in ("lif", "if"):
             raise ConfigError(
                 f"neuron: trainer=ottt needs neuron=lif or neuron=if (its presynaptic trace is the LIF kernel), "
                 f"got neuron={neuron['name']}. Use trainer=sltt or trainer=bptt for other neurons."
             )
         decay = 1.0 if neuron["name"] == "if" else decay_from(neuron.get("decay"), neuron.get("tau"))
-        super().__init__(cfg, device, dist)
+        super().__init__(parts, loop, device, dist)
         if trace_synapses(self.model, decay) == 0:
             raise ConfigError("model: trainer=ottt found no conv or linear synapse fed by spikes in this model.")

@@ -43,6 +43,7 @@ from ..registry import register
 from .bptt import BPTT
 from .distributed import SINGLE, Dist
 from .engine import NonFinite
+from .parts import Parts
 from .recompute import carrying
 
 
@@ -50,15 +51,16 @@ from .recompute import carrying
 class SLTT(BPTT):
     r"""SLTT (Meng et al. ICCV 2023): back-propagate each step's loss at once through the layers, not through time; ``k``: SLTT-K."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist = SINGLE, k: int | None = None):
+    def __init__(self, parts: Parts, loop: dict[str, Any], device: torch.device, dist: Dist = SINGLE,
+                 k: int | None = None):
         if k is not None and k < 1:
             raise ConfigError(f"trainer.k: SLTT-K back-propagates k >= 1 random steps per batch, got {k}; null: all T.")
-        if cfg["trainer"].get("tbptt_steps") is not None:
+        if loop.get("tbptt_steps") is not None:
             raise ConfigError("trainer.tbptt_steps: sltt and ottt already cut the gradient between every two steps; "
                               "remove trainer.tbptt_steps.")
-        super().__init__(cfg, device, dist)
+        super().__init__(parts, loop, device, dist)
         self.k = k
-        self.steps_rng = torch.Generator().manual_seed(int(cfg["seed"]))  # which K steps: reproducible, checkpointed
+        self.steps_rng = torch.Generator().manual_seed(int(parts.seed))  # which K steps: reproducible, checkpointed
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "steps_rng": self.steps_rng.get_state()}
