@@ -13,8 +13,8 @@ use and then kept (a trainer that needs no optimizer never builds one):
 ``parts.neuron_factories(**changes)``  the neuron and norm factories (``changes`` update the neuron section)
 ========================  =====================================================
 
-plus the plain values ``T``, ``seed``, ``epochs`` and ``names`` (group -> chosen name,
-for messages). A trainer is built as ``Trainer(parts, loop, device, dist, **its own
+plus the plain values ``T``, ``seed``, ``epochs``, ``names`` (group -> chosen name,
+for messages) and ``section(group)`` (a copy of one component's settings). A trainer is built as ``Trainer(parts, loop, device, dist, **its own
 trainer.* keys)``: ``loop`` holds the checked shared ``trainer.*`` keys
 (:data:`~snntrain.training.schema.LOOP`), and nothing hands it the config itself.
 """
@@ -50,6 +50,13 @@ class Parts:
         self.epochs: int = cfg["trainer"]["epochs"]
         #: group -> the chosen component's name
         self.names: dict[str, str] = {g: cfg[g]["name"] for g in GROUPS}
+
+    def section(self, group: str) -> dict[str, Any]:
+        """A copy of the config section of component ``group`` (its ``name`` and arguments), for a trainer
+        that depends on the chosen component's settings (e.g. ``ottt`` on the neuron's decay)."""
+        import copy
+
+        return copy.deepcopy(self._cfg[group])
 
     def _build(self, group: str, context: dict[str, Any] | None = None) -> Any:
         return build(group, self.names[group], context=context, **section_args(self._cfg[group]))
