@@ -325,3 +325,40 @@ def test_trainers_share_the_engine():
         source = inspect.getsource(module)
         for word in ("checkpoint.", "SummaryWriter", "RunDir", "signal", "json.dump", "manual_seed(cfg", "DataLoader(self.data.train"):
             assert word not in source, (module.__name__, word)
+
+
+def test_a_run_resumes_on_the_cpu_neuron_engine_it_was_written_with(tmp_path, monkeypatch):
+    """A run trained eagerly (the C++ kernel not built yet) and resumed once the kernel is built continues
+    eagerly: the two engines' surrogate gradients differ in the last bit, the resumed run must not."""
+    from snntrain.kernels import cpu
+
+    module = cpu.kernel(wait=True)
+    if module is None:
+        pytest.skip("the C++ CPU kernel cannot be built here")
+    args = [*BASE, "trainer.epochs=2", "trainer.checkpoint_every_steps=3"]
+    train(compose_cfg(*args), tmp_path / "compiled")
+    monkeypatch.setattr(cpu, "_KERNEL", None)  # not built yet: runs go eager
+    monkeypatch.setattr(cpu, "_TRIED", True)
+    train(compose_cfg(*args), tmp_path / "eager")
+    train(compose_cfg(*args), tmp_path / "cut")
+    source = checkpoint.step_path(tmp_path / "cut" / "checkpoints", 3)
+    monkeypatch.setattr(cpu, "_KERNEL", module)  # built since
+    train(compose_cfg(*args, f"resume={source}"), tmp_path / "resumed")
+    eager = _load(tmp_path / "eager" / "checkpoints" / "last.pt")
+    assert eager["cpu_neurons"] == "eager" and _load(source)["cpu_neurons"] == "eager"
+    assert _load(tmp_path / "compiled" / "checkpoints" / "last.pt")["cpu_neurons"] == "compiled"
+    with pytest.raises(AssertionError):  # the engines do differ in the last bit: this test can fail
+        assert_same_state(eager, _load(tmp_path / "compiled" / "checkpoints" / "last.pt"))
+    assert_same_state(eager, _load(tmp_path / "resumed" / "checkpoints" / "last.pt"))
+    assert _load(tmp_path / "resumed" / "checkpoints" / "last.pt")["cpu_neurons"] == "eager"
+    assert cpu.kernel() is module  # the pin ends with the run
+
+
+def test_a_damaged_engine_entry_is_refused_by_name(tmp_path):
+    train(compose_cfg(*BASE, "trainer.epochs=1"), tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    ckpt = _load(last)
+    ckpt["cpu_neurons"] = "cuda"
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match=r"cpu_neurons is 'cuda', expected one of compiled, eager or null"):
+        train(compose_cfg(*BASE, "trainer.epochs=2", f"resume={tmp_path / 'bad.pt'}"), tmp_path / "again")

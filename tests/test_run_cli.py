@@ -70,6 +70,11 @@ def _final(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
 
 
+def assert_same_engine(a: dict, b: dict) -> None:
+    """Both runs' fused neurons ran on the same CPU engine (compiled or eager), or no bitwise comparison holds."""
+    assert a["cpu_neurons"] == b["cpu_neurons"], f"engines {a['cpu_neurons']} and {b['cpu_neurons']}"
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("full")

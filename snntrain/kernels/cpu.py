@@ -31,12 +31,20 @@ same maths; later runs load the built kernel. ``kernel(wait=True)`` (tests, benc
 ``python -m snntrain.kernels.cpu``) builds in the foreground. Without a compiler (the
 failed build leaves ``failed.txt``), or with ``SNNTRAIN_CPU_KERNEL=0``, :func:`kernel`
 returns None and the eager path runs.
+
+**One engine per run.** The two engines compute the same forward, but their surrogate
+gradients can differ in the last bit (``std::exp`` against PyTorch's vectorised ``exp``,
+another order of the same operations). A run therefore fixes its engine when it starts
+(:func:`pinned`) and writes it into every checkpoint; a resumed run pins the engine it was
+written with (it builds the kernel now, or leaves it unused even when it has been built
+since), so a stopped and resumed run is bit for bit the run that was never stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +300,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
 _KERNEL: Any = None
 _TRIED = False
+_EAGER_ONLY = False  # pinned to the eager engine for this process (a resumed run that was written with it)
+ENGINES = ("compiled", "eager")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 
@@ -366,6 +376,8 @@ def kernel(wait: bool = False) -> Any:
     """The compiled module (``forward``, ``backward``, ...), or None: not built yet (a background build
     is started, unless ``wait``: then it builds now), cannot be built, or ``SNNTRAIN_CPU_KERNEL=0``."""
     global _KERNEL, _TRIED
+    if _EAGER_ONLY:
+        return None
     if _KERNEL is not None or (_TRIED and not wait):
         return _KERNEL
     _TRIED = True
@@ -384,6 +396,42 @@ def kernel(wait: bool = False) -> Any:
         log.info("snntrain CPU kernels unavailable (%s: %s); the fused backend runs eagerly", type(e).__name__, e)
         _KERNEL = None
     return _KERNEL
+
+
+@contextlib.contextmanager
+def pinned(engine: str | None = None) -> Iterator[str]:
+    """Within the block, the fused CPU neurons of this process use one engine; yields it (``"compiled"`` or
+    ``"eager"``).
+
+    ``None`` (a new run): the kernel if it is built, else eager (and a background build starts, see
+    :func:`kernel`). ``"eager"``: never the kernel, even when it is built. ``"compiled"``: the kernel,
+    built now in the foreground if needed; where it cannot be built the block runs eagerly, with a
+    warning that the run is no longer bit for bit the run it continues.
+    """
+    global _EAGER_ONLY
+    if engine not in (None, *ENGINES):
+        raise ValueError(f"engine must be one of {ENGINES} or None, not {engine!r}")
+    before = _EAGER_ONLY
+    try:
+        _EAGER_ONLY = engine == "eager"
+        if engine is None:
+            yield "compiled" if kernel() is not None else "eager"
+        elif engine == "eager":
+            yield "eager"
+        else:
+            if _KERNEL is None and not (_build_dir() / f"{_name()}.so").exists():
+                log.info("the run being resumed used snntrain's C++ CPU kernel: compiling it now (once per "
+                         "environment, about a minute) so the continuation computes exactly what the run computed")
+            if kernel(wait=True) is None:
+                log.warning("the run being resumed used snntrain's C++ CPU kernel, which cannot be loaded here "
+                            "(SNNTRAIN_CPU_KERNEL=0, or no compiler); it continues on the eager engine, whose "
+                            "surrogate gradients can differ in the last bit, so it will not be bit for bit the "
+                            "uninterrupted run")
+                yield "eager"
+            else:
+                yield "compiled"
+    finally:
+        _EAGER_ONLY = before
 
 
 def _main() -> None:

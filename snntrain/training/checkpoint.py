@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, StorageError
+from ..kernels.cpu import ENGINES
 
 LAST, BEST = "last.pt", "best.pt"
 STEP_GLOB = "step-*.pt"
@@ -377,6 +378,10 @@ def check_run_fields(ckpt: dict[str, Any], key: str = "resume") -> None:
                 f"{key}: {ckpt.get('path', 'the checkpoint')} is damaged: {why}. Point {key} at another checkpoint of "
                 f"the run (checkpoints/{BEST} or a step-*.pt) or start a new run."
             )
+    engine = ckpt.get("cpu_neurons")
+    if engine is not None and engine not in ENGINES:
+        raise ConfigError(f"{key}: {ckpt['path']} is damaged: cpu_neurons is {engine!r}, expected one of "
+                          f"{', '.join(ENGINES)} or null. Point {key} at another checkpoint of the run or start a new run.")
     best = ckpt.get("best_test_acc")
     if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
         raise ConfigError(f"{key}: {ckpt['path']} is damaged: best_test_acc is {_kind(best)}, expected a number or "

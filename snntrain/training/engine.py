@@ -65,6 +65,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..errors import ConfigError, Diverged, Interrupted, StorageError
+from ..kernels import cpu as cpu_kernel
 from ..registry import build
 from . import checkpoint, distributed, faults, report, rundir
 from .checkpoint import CheckpointSaver, NonFiniteState
@@ -244,7 +245,10 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
     if not d.main:
         logging.getLogger("snntrain").setLevel(logging.WARNING)  # one log line per epoch: rank 0's
     rz = RankZero(run_dir, resumed, d)
-    with StopSignals(hold=command is not None) as signals:
+    # a CPU run keeps one neuron engine from start to end, across resumes (see snntrain.kernels.cpu)
+    engine = (cpu_kernel.pinned(resumed.get("cpu_neurons") if resumed else None) if device.type == "cpu"
+              else contextlib.nullcontext(None))
+    with StopSignals(hold=command is not None) as signals, engine as cpu_neurons:
         rz.claim()  # rank 0 claims the directory; a refusal stops every rank
         try:
             torch.manual_seed(cfg["seed"])
@@ -252,6 +256,7 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
             if d.rank:  # the same initial weights on every rank, then each rank its own dropout/encoder draws
                 torch.manual_seed(cfg["seed"] + 1_000_003 * d.rank)
             state = RunState.from_checkpoint(resumed, d.rank, d.world)
+            state.cpu_neurons = cpu_neurons
             if resumed:
                 rz.together(lambda: checkpoint.check_fits(resumed, trainer.state_dict()))
                 trainer.load_state_dict(resumed, extended=resumed["config"]["trainer"]["epochs"] != loop["epochs"])

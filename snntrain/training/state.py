@@ -4,7 +4,8 @@
 epoch, ``step`` = optimizer steps in the whole run), what it did (``history``: one record
 per finished epoch, ``best``: the best test accuracy, ``skipped``: batches skipped for a
 non-finite loss), the epoch's running sums (``accum``: ``sums``, ``n``, ``train_s``, so the
-epoch's train metrics come out as without a stop) and the random generators' states.
+epoch's train metrics come out as without a stop), the random generators' states and the engine
+the fused CPU neurons ran on (``cpu_neurons``: the same arithmetic, to the last bit, after a resume).
 
 ``state.to_checkpoint(...)`` gives the checkpoint entries and
 ``RunState.from_checkpoint(ckpt, rank, world)`` reads them back: the two round-trip
@@ -48,6 +49,9 @@ class RunState:
     accum: dict[str, Any] = field(default_factory=fresh_accum)
     #: this rank's generator states from the checkpoint (None: a fresh run, or another world size)
     rng: dict[str, Any] | None = None
+    #: the engine of the fused CPU neurons, "compiled" or "eager" (None: not a CPU run);
+    #: a resumed run uses the same one (:func:`snntrain.kernels.cpu.pinned`)
+    cpu_neurons: str | None = None
 
     @property
     def position(self) -> dict[str, int]:
@@ -65,6 +69,7 @@ class RunState:
             "world_size": len(per_rank) if per_rank else 1,
             "rng_ranks": [r for r, _ in per_rank] if per_rank else None,
             "accum_ranks": [a for _, a in per_rank] if per_rank else None,
+            "cpu_neurons": self.cpu_neurons,
         }
 
     @classmethod
@@ -81,6 +86,7 @@ class RunState:
             best=ckpt.get("best_test_acc"), skipped=int(ckpt.get("skipped_batches") or 0),
             accum=dict(accums[rank] if len(accums) == world else accums[0]),
             rng=rngs[rank] if same_world else {"rng": ckpt["rng"], "cuda_rng": ckpt.get("cuda_rng")},
+            cpu_neurons=ckpt.get("cpu_neurons"),
         )
 
     @staticmethod
