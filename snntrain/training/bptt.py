@@ -231,9 +231,15 @@ class BPTT(TrainerBase):
                     loss = loss + loss_c.detach() * (len(chunk) / T)
                     carry.next_chunk()
             out = torch.cat(outs)
-        stats = {"loss": loss.detach().float() * len(y), "correct": (out.detach().mean(0).argmax(1) == y).sum()}
-        bad_loss = bool(self.reduce((~torch.isfinite(loss.detach())).float()))  # the same verdict on every process
-        if bad_loss:
+        return self.finish_step(out.detach(), loss.detach(), y, last)
+
+    def finish_step(self, out: Tensor, loss: Tensor, y: Tensor, last: bool) -> dict[str, Tensor]:
+        """The batch's stats; then, at the end of an optimizer step, the checks, clipping and the update.
+
+        A non-finite loss (the same verdict on every process) or gradient raises :class:`NonFinite`
+        with the gradients cleared and nothing applied."""
+        stats = {"loss": loss.float() * len(y), "correct": (out.mean(0).argmax(1) == y).sum()}
+        if bool(self.reduce((~torch.isfinite(loss)).float())):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss")
         if not last:

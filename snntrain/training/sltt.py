@@ -42,7 +42,6 @@ from ..layers.carry import carry_state
 from ..registry import register
 from .bptt import BPTT
 from .distributed import SINGLE, Dist
-from .engine import NonFinite
 from .parts import Parts
 from .recompute import carrying
 
@@ -100,22 +99,4 @@ class SLTT(BPTT):
                 outs.append(out_t.detach())
                 loss = loss + loss_t.detach() / T
                 carry.next_chunk()
-        out = torch.cat(outs)
-        stats = {"loss": loss.float() * len(y), "correct": (out.mean(0).argmax(1) == y).sum()}
-        if bool(self.reduce((~torch.isfinite(loss)).float())):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFinite("loss")
-        if not last:
-            return stats
-        self.scaler.unscale_(self.optimizer)
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.zeros((), device=self.device)
-        if not bool(torch.isfinite(norm)) and not self.scaler.is_enabled():
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFinite("gradient")
-        clip = self.loop["gradient_clip_val"]
-        if clip is not None and params:
-            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return stats
+        return self.finish_step(torch.cat(outs), loss, y, last)
