@@ -453,10 +453,10 @@ def measure_nir(run: str, path: Path, overrides: list[str] = (), checkpoint: str
     graph changed.
     """
     import json
-    import os
-    import tempfile
 
+    from .errors import StorageError
     from .evaluation import rebuild
+    from .training.checkpoint import write_atomic
     from .neurons.base import SpikingNeuron
     from .nir import from_nir
     from .training.bptt import evaluate
@@ -475,10 +475,10 @@ def measure_nir(run: str, path: Path, overrides: list[str] = (), checkpoint: str
     target = Path(f"{path}.json")
     if target.is_symlink():
         raise ExportError(f"export: {target} is a symbolic link; remove it (nothing is written through links).")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, target)
+    try:
+        write_atomic(target, lambda f: f.write(json.dumps(report, indent=2).encode()), "the export report", of_run=False)
+    except StorageError as err:
+        raise ExportError(f"export: {err}") from None
     print(f"hard reset in {len(changed)} layer(s): test accuracy {scores['model']:.4f} (trained model) -> "
           f"{scores['exported']:.4f} (NIR graph through snntrain.nir.from_nir), change "
           f"{report['test_acc_change']:+.4f}; stored in {target}")

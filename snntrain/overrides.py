@@ -359,7 +359,7 @@ _MISSING = object()
 
 def unknown(base: Any, key: str, arg: str) -> ConfigError:
     """``key`` is not in the composed config ``base``: name its section's valid keys and the closest ones."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     parts = key.split(".")
     section, prefix = base, ""
@@ -374,7 +374,6 @@ def unknown(base: Any, key: str, arg: str) -> ConfigError:
                                    f"Set {prefix}{part}=... itself.")
             break
         section, prefix = node, prefix + part + "."
-    missing = key[len(prefix):]
     valid = [k for k in section.keys() if k != "name"] if isinstance(section, DictConfig) else []
     where = f"{prefix[:-1]}={section.get('name')}" if prefix and "name" in section else (prefix[:-1] or "the snntrain config")
     hint = did_you_mean(key, [prefix + k for k in valid] + ([] if prefix else list(valid)), section=section)

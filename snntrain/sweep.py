@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -265,17 +264,14 @@ class SummaryWriteError(OSError):
 
 
 def _write(path: Path, data: bytes) -> None:
-    """``data`` to a temporary file in ``path``'s folder, renamed over ``path`` (never through a link)."""
-    import tempfile
+    """``data`` into ``path``, atomically and never through a link (:func:`~snntrain.training.checkpoint.write_atomic`)."""
+    from .errors import StorageError
+    from .training.checkpoint import write_atomic
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(path, lambda f: f.write(data), "the sweep summary", of_run=False)
+    except StorageError as err:
+        raise SummaryWriteError(str(err)) from None
 
 
 SUMMARY_FILES = ("summary.csv", "summary.md", "summary.png", "curves.png")

@@ -193,3 +193,25 @@ def test_optuna_search_reports_the_most_accurate_trial_as_best(tmp_path):
         run = Path(j["run_dir"])
         assert run.name.startswith(f"{j['job']}_") and "optimizer.lr=" in run.name
     assert (tmp_path / "summary.md").is_file()
+
+
+def test_a_full_disk_during_the_summary_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    _fake_sweep(tmp_path)
+    sweep.write_summary(tmp_path)
+    before = (tmp_path / "summary.md").read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(sweep.SummaryWriteError) as e:
+        sweep.write_summary(tmp_path)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    msg = str(e.value)
+    assert "the sweep summary" in msg and "summary.csv" in msg and "no space left on device (ENOSPC)" in msg
+    assert "resume=" not in msg and "starts again" not in msg and "free some space" in msg  # not a run: no resume advice
+    assert (tmp_path / "summary.md").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -60,17 +60,18 @@ def _run_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
-def _storage_error(path: Path, err: OSError, what: str) -> StorageError:
+def _storage_error(path: Path, err: OSError, what: str, of_run: bool = True) -> StorageError:
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         why = f"{os.strerror(err.errno).lower()} ({errno.errorcode[err.errno]})"
         hint = "free some space (or point hydra.run.dir at a disk with room)"
     else:
         why = os.strerror(err.errno) if err.errno else str(err)
         hint = "check that the folder exists and is writable"
-    run = _run_of(path)
-    saved = run / "checkpoints" / LAST
-    after = (f", then continue the run with resume={run}" if saved.is_file()
-             else "; no checkpoint of this run had been written, so it starts again from the beginning")
+    after = ""
+    if of_run:  # a run's file: say how the run goes on
+        run = _run_of(path)
+        after = (f", then continue the run with resume={run}" if (run / "checkpoints" / LAST).is_file()
+                 else "; no checkpoint of this run had been written, so it starts again from the beginning")
     return StorageError(f"could not write {what} {path}: {why}. The previous version of that file (if any) is intact; "
                         f"{hint}{after}.")
 
@@ -101,11 +102,13 @@ def refuse_symlink(path: Path, what: str = "file") -> None:
         )
 
 
-def write_atomic(path: Path, writer, what: str = "file") -> None:
+def write_atomic(path: Path, writer, what: str = "file", of_run: bool = True) -> None:
     """``writer(file_object)`` into a new temporary file in ``path``'s folder, fsync, rename over ``path``,
     fsync the folder. Never follows a symbolic link: a linked ``path`` is refused, and the temporary file
-    is created exclusively (``O_EXCL``), so no link planted under its name is followed either. Any writer
-    of a run's files uses this (checkpoints, ``metrics.json``, ``.hydra/*.yaml``, sweep tables)."""
+    is created exclusively (``O_EXCL``), so no link planted under its name is followed either. Every
+    writer of snntrain's files uses this (checkpoints, ``metrics.json``, ``.hydra/*.yaml``, sweep
+    summaries, export reports). A failure is a :class:`StorageError`; ``of_run``: its message says how
+    to continue the run ``path`` belongs to."""
     path = Path(path)
     refuse_symlink(path, what)
     tmp: Path | None = None
@@ -126,13 +129,13 @@ def write_atomic(path: Path, writer, what: str = "file") -> None:
     except OSError as err:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise _storage_error(path, err, what) from None
+        raise _storage_error(path, err, what, of_run) from None
     except RuntimeError as err:  # torch.save reports a failed write as a C++ error, e.g. "basic_ios::clear"
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         cause = rec.error if rec is not None and rec.error is not None else \
             OSError(0, f"the write failed ({' '.join(str(err).split())[:200]})")
-        raise _storage_error(path, cause, what) from None
+        raise _storage_error(path, cause, what, of_run) from None
 
 
 def write_text(path: Path, text: str, what: str = "file") -> None:

@@ -1,7 +1,6 @@
 """Firing-rate monitor: mean spike rate of every neuron layer, measured by forward hooks."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..neurons import neuron_layers
