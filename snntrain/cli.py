@@ -121,7 +121,7 @@ def _hydra_main(cfg: DictConfig) -> float:
             remove_if_empty(run_dir, _stop())
             run_dir = chosen
     code, metrics, error = execute(cfg, run_dir, files=_hydra_files(cfg), command=overrides)
-    distributed.shutdown(d)
+    distributed.shutdown(d, clean=code == 0)
     if hc.mode == RunMode.MULTIRUN:
         if d.main:
             sweep.record_job(Path(hc.sweep.dir), hc.job.num, overrides, run_dir, code, metrics, error)

@@ -118,11 +118,11 @@ def test_every_neuron_trains_through_the_cli(tmp_path):
     from snntrain import available
 
     neurons = available("neuron")
-    r = run_cli("-m", f"neuron={','.join(neurons)}", "trainer.epochs=1", "trainer.progress=false",
-                     "hydra.sweep.dir=sweep", cwd=tmp_path)
+    r = run_cli("-m", f"neuron={','.join(neurons)}", "trainer.epochs=1", "trainer.limit_batches=8",
+                "trainer.progress=false", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for i, name in enumerate(neurons):
-        run = tmp_path / "sweep" / f"{i}_neuron={name},trainer.epochs=1"
+        run = tmp_path / "sweep" / f"{i}_neuron={name},trainer.epochs=1,trainer.limit_batches=8"
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         assert assert_run_outputs(run)["epoch"] == 1
 

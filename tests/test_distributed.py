@@ -196,3 +196,25 @@ def test_torchrun_one_directory_and_sigterm_resume_is_bitwise(tmp_path):
         assert [r[3] for r in rows if r[0] == rank] == list(range(position["step"] + 1, 31))
     assert_same_state(torch.load(full_dir / "checkpoints" / "last.pt", weights_only=True),
                       torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True))
+
+
+def test_each_torchrun_attempt_meets_under_its_own_prefix_of_the_agent_store(monkeypatch):
+    """torchrun keeps one store across restarts; keys a dead attempt wrote must not be read by the next."""
+    import torch.distributed as td
+
+    from snntrain.training.distributed import Dist, _attempt_store
+
+    agent = td.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(agent.port))
+    keys = {}
+    for attempt in ("0", "1"):
+        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", attempt)
+        _attempt_store(Dist(0, 2)).set("rank_1", f"address of attempt {attempt}")
+        key = f"snntrain/attempt-{attempt}/rank_1"
+        keys[attempt] = agent.get(key).decode() if agent.check([key]) else None
+    assert keys == {"0": "address of attempt 0", "1": "address of attempt 1"}
+    assert not agent.check(["rank_1"])  # nothing written outside the attempt's prefix
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")
+    assert _attempt_store(Dist(0, 2)) is None  # torch's env:// where no agent serves a store

@@ -334,7 +334,7 @@ def test_real_processes(tmp_path):
         i, (args, *_) = i_case
         args = [a.replace("{tmp}", str(tmp_path)) for a in args]
         own = [] if any(a.startswith("hydra.") for a in args) else [f"hydra.{'sweep' if '-m' in args else 'run'}.dir="
-                                                                     f"outputs/case{i}/run"]  # two run at once
+                                                                     f"case{i}/outputs/run"]  # two at once, apart
         return subprocess.run([sys.executable, "-m", "snntrain", *args, *own, "trainer.epochs=1"], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=120)
 

@@ -27,6 +27,7 @@ Conventions of a data-parallel run (see the README):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,8 +85,22 @@ def setup(device: str) -> tuple[Dist, torch.device]:
     else:
         dev = torch.device("cpu")
     if not td.is_initialized():
-        td.init_process_group("nccl" if cuda else "gloo")
+        td.init_process_group("nccl" if cuda else "gloo", store=_attempt_store(d), rank=d.rank, world_size=d.world)
     return d, dev
+
+
+def _attempt_store(d: Dist) -> Any:
+    """The key-value store this attempt's process group meets in: torchrun's own store, under a prefix of
+    its own per restart. torchrun keeps one store for every restart of a job and torch adds no prefix, so a
+    restarted worker could read the connection address its peer wrote in the attempt that died, and wait
+    on a dead port (gloo: "connectFullMesh failed ... Connection refused", or a hang of up to 30 minutes).
+    None (torch's ``env://`` as usual) where the process was not started by torchrun's agent."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    import torch.distributed as td
+
+    agent = td.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), d.world, is_master=False)
+    return td.PrefixStore(f"snntrain/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", agent)
 
 
 def broadcast_object(obj: Any, d: Dist) -> Any:
@@ -136,11 +151,17 @@ def first_error(err: Exception | None, d: Dist) -> str | None:
     return next((m for m in messages if m is not None), None)
 
 
-def shutdown(d: Dist) -> None:
+def shutdown(d: Dist, clean: bool = False) -> None:
+    """Leave the process group. ``clean`` (every rank ended normally): all ranks leave together, after a
+    barrier, so no rank tears down its connections while a peer still writes to them (gloo aborts
+    a process whose peer vanished mid-exchange: "terminate called without an active exception")."""
     if d.enabled:
         import torch.distributed as td
 
         if td.is_initialized():
+            if clean:
+                with contextlib.suppress(RuntimeError):
+                    td.barrier()
             td.destroy_process_group()
 
 

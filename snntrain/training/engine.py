@@ -276,10 +276,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path, *, run_files: d
                 rundir.remember_elastic(elastic[0], rz.path)
             saver = CheckpointSaver(rz.ckpt_dir, loop["keep_checkpoints"], loop["checkpoint_every_steps"], d.main,
                                     state.step)
-            metrics = Run(cfg, loop, trainer, state, saver, rz, device, signals, resumed, command, d).fit()
-            if elastic and d.main:
-                rundir.forget_elastic(elastic[0])  # finished: nothing to continue
-            return metrics
+            # the elastic record stays: a worker that fails after the end (at exit) is restarted by torchrun,
+            # finds the finished run through it and ends at once ("already finished")
+            return Run(cfg, loop, trainer, state, saver, rz, device, signals, resumed, command, d).fit()
         finally:
             rz.release()
 

@@ -178,5 +178,3 @@ def elastic_previous(run_id: str) -> Path | None:
     return p if p.is_dir() else None
 
 
-def forget_elastic(run_id: str) -> None:
-    _elastic_file(run_id).unlink(missing_ok=True)
