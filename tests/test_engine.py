@@ -278,7 +278,7 @@ def test_stale_temporary_files_are_removed_when_a_run_is_accepted(tmp_path):
     train(compose_cfg(*fast, "trainer.epochs=1"), tmp_path)
     stale = tmp_path / "checkpoints" / "last.pt.tmp"
     stale.write_bytes(b"half a checkpoint from a killed run")
-    train(compose_cfg(*fast, f"resume={tmp_path}", f"trainer.epochs=2"), tmp_path)  # continues in the same folder
+    train(compose_cfg(*fast, f"resume={tmp_path}", "trainer.epochs=2"), tmp_path)  # continues in the same folder
     assert not stale.exists() and _load(tmp_path / "checkpoints" / "last.pt")["epoch"] == 2
 
 
