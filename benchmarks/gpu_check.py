@@ -150,7 +150,7 @@ class Check:
     def train_step(self, limit: float) -> dict:
         args = ["--device", self.device, "--rounds", "1" if self.dry else "4"]
         if self.dry:
-            args += ["--workloads", "A", "--cases", "snntrain-fused"]
+            args += ["--workloads", "A", "--cases", "snntrain-fused", "--no-peak"]
         name = f"train_step_{self.device}{'_partial' if self.dry else ''}.json"
         return self.benchmark("train_step", [sys.executable, "benchmarks/train_step.py", *args], name, limit)
 

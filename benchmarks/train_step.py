@@ -250,7 +250,7 @@ def sync(device: str) -> None:
 
 
 def run_workload(workload: str, rounds: int, device: str, threads: int, only: list[str] | None = None,
-                 saved_only: bool = False) -> dict:
+                 saved_only: bool = False, peak_of: bool = True) -> dict:
     w = WORKLOADS[workload]
     steps, saved, peak, times = {}, {}, {}, {}
     for name in cases(device) if only is None else ["ann", *only]:
@@ -279,7 +279,9 @@ def run_workload(workload: str, rounds: int, device: str, threads: int, only: li
             sync(device)
             times[name].append(time.perf_counter() - t0)
     for name, step in steps.items():
-        if device == "cuda":
+        if not peak_of:
+            peak[name] = None
+        elif device == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
@@ -294,7 +296,7 @@ def run_workload(workload: str, rounds: int, device: str, threads: int, only: li
         med = statistics.median(times[name])
         rows[name] = {
             "ms": round(med * 1e3, 2), "x_limit": round(med / limit, 3), "saved_MB": round(saved[name] / 2**20, 1),
-            "saved_x_limit": round(saved[name] / saved["ann"], 3), "peak_MB": round(peak[name] / 2**20, 1),
+            "saved_x_limit": round(saved[name] / saved["ann"], 3), "peak_MB": None if peak[name] is None else round(peak[name] / 2**20, 1),
         }
     return {"workload": workload, **w, "rounds": rounds, "cases": rows}
 
@@ -307,6 +309,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default=None, help="comma-separated subset of the cases (ann is always run)")
     ap.add_argument("--saved-only", action="store_true", help="only the bytes saved for backward (no timing)")
+    ap.add_argument("--no-peak", action="store_true", help="skip the peak-memory measurement (a subprocess per case on CPU)")
     ap.add_argument("--peak-of", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -320,7 +323,8 @@ def main() -> None:
     print(f"machine: {machine}")
     results = []
     for wl in a.workloads.split(","):
-        r = run_workload(wl, a.rounds, a.device, a.threads, a.cases.split(",") if a.cases else None, a.saved_only)
+        r = run_workload(wl, a.rounds, a.device, a.threads, a.cases.split(",") if a.cases else None, a.saved_only,
+                         not a.no_peak)
         results.append(r)
         if a.saved_only:
             print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']}: saved for backward")
@@ -330,7 +334,7 @@ def main() -> None:
         print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']} ({a.rounds} rounds)")
         print(f"  {'case':24s} {'ms/step':>9s} {'x limit':>8s} {'saved MB':>9s} {'x limit':>8s} {'peak MB':>8s}")
         for name, c in r["cases"].items():
-            print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {c['peak_MB']:8.1f}")
+            print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {c['peak_MB'] or 0:8.1f}")
     suffix = "_saved" if a.saved_only else "_partial" if a.cases else ""
     path = Path(__file__).parent / "results" / f"train_step_{a.device}{suffix}.json"
     path.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")

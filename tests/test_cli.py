@@ -32,12 +32,12 @@ def assert_run_outputs(run: Path) -> dict:
 
 def test_vgg_sweep_over_every_norm_gives_one_run_dir_each(tmp_path):
     r = run_cli("-m", "model=vgg", f"norm={','.join(NORMS)}", "trainer.epochs=1", "trainer.progress=false",
-                 "hydra.sweep.dir=sweep", cwd=tmp_path)
+                "trainer.log_images_every=null", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()]
     runs.sort(key=lambda p: int(p.name.split("_")[0]))
     assert len(runs) == len(NORMS)
-    assert [p.name for p in runs] == [f"{i}_model=vgg,norm={n},trainer.epochs=1" for i, n in enumerate(NORMS)]  # by overrides
+    assert [p.name for p in runs] == [f"{i}_model=vgg,norm={n},trainer.epochs=1,trainer.log_images_every=null" for i, n in enumerate(NORMS)]  # by overrides
     for run, norm in zip(runs, NORMS):
         metrics = assert_run_outputs(run)
         assert f"name: {norm}" in (run / ".hydra" / "config.yaml").read_text()
@@ -119,10 +119,10 @@ def test_every_neuron_trains_through_the_cli(tmp_path):
 
     neurons = available("neuron")
     r = run_cli("-m", f"neuron={','.join(neurons)}", "trainer.epochs=1", "trainer.limit_batches=8",
-                "trainer.progress=false", "hydra.sweep.dir=sweep", cwd=tmp_path)
+                "trainer.log_images_every=null", "trainer.progress=false", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for i, name in enumerate(neurons):
-        run = tmp_path / "sweep" / f"{i}_neuron={name},trainer.epochs=1,trainer.limit_batches=8"
+        run = tmp_path / "sweep" / f"{i}_neuron={name},trainer.epochs=1,trainer.limit_batches=8,trainer.log_images_every=null"
         assert f"name: {name}" in (run / ".hydra" / "config.yaml").read_text()
         assert assert_run_outputs(run)["epoch"] == 1
 

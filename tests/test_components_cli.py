@@ -7,7 +7,8 @@ import pytest
 
 from .test_cli import assert_run_outputs, run_cli
 
-TINY = ["trainer.epochs=1", "trainer.limit_batches=4", "trainer.batch_size=16", "trainer.progress=false"]
+TINY = ["trainer.epochs=1", "trainer.limit_batches=4", "trainer.batch_size=16", "trainer.progress=false",
+        "trainer.log_images_every=null"]
 SMALL_SF = ["model.dim=32", "model.heads=2", "model.depth=1"]
 
 

@@ -11,7 +11,7 @@ import torch
 pytestmark = pytest.mark.slow
 
 FAST = ["trainer.epochs=2", "trainer.limit_batches=3", "trainer.batch_size=64", "trainer.progress=false",
-        "optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0", "seed=3"]
+        "optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0", "seed=3", "trainer.log_images_every=null"]
 
 
 def _free_port() -> int:
@@ -163,7 +163,8 @@ def test_torchrun_one_directory_and_sigterm_resume_is_bitwise(tmp_path):
     from .test_engine import assert_same_state
 
     run = ["trainer.epochs=3", "trainer.limit_batches=10", "trainer.progress=false", "trainer.checkpoint_every_steps=1",
-           "encoder=rate", "model.dropout=0.2", "norm=bn", "trainer.sync_norm=true", "T=8"]
+           "encoder=rate", "model.dropout=0.2", "norm=bn", "trainer.sync_norm=true", "T=8",
+           "trainer.log_images_every=null"]
     full = subprocess.run(_torchrun(*run, cwd=tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
     runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]

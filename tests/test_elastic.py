@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 # 2 epochs x 4 batches, a checkpoint every step; rate coding and dropout: every RNG state must be restored
 RUN = ["trainer.epochs=2", "trainer.limit_batches=4", "trainer.batch_size=32", "trainer.progress=false",
-       "trainer.checkpoint_every_steps=1", "model.hidden=[16]", "T=2", "encoder=rate", "model.dropout=0.2", "seed=3"]
+       "trainer.checkpoint_every_steps=1", "model.hidden=[16]", "T=2", "encoder=rate", "model.dropout=0.2", "seed=3",
+       "trainer.log_images_every=null"]
 
 
 def torchrun(run_dir: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -33,7 +33,8 @@ def test_header_names_the_paper_and_its_accuracy(name):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_trains_two_steps(name, data_root, tmp_path):
     overrides = [f"experiment={name}", f"dataset.root={data_root}", "trainer.limit_batches=2", "trainer.epochs=1",
-                 "trainer.batch_size=4", "trainer.eval_batch_size=8", "trainer.progress=false"]
+                 "trainer.batch_size=4", "trainer.eval_batch_size=8", "trainer.progress=false",
+                 "trainer.log_images_every=null"]
     if "width" in compose_cfg(*overrides).model:  # the paper's layout at a quarter of the channels: the same code
         overrides.append("model.width=0.25")      # paths at 1/16 of the work (full widths: test_models' counts)
     cfg = compose_cfg(*overrides)

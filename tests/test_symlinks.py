@@ -13,7 +13,8 @@ from snntrain.training import checkpoint, train
 
 from .conftest import compose_cfg
 
-FAST = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.progress=false", "model.hidden=[16]", "T=2"]
+FAST = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.progress=false", "model.hidden=[16]", "T=2",
+        "trainer.log_images_every=null"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from snntrain.training import bptt, train
 
 from .conftest import compose_cfg
 
-FAST = ["trainer.epochs=1", "trainer.limit_batches=3", "trainer.progress=false"]
+FAST = ["trainer.epochs=1", "trainer.limit_batches=3", "trainer.progress=false", "trainer.log_images_every=null"]
 
 
 def test_one_epoch_writes_every_output(tmp_path):

@@ -12,7 +12,7 @@ from snntrain.training import bptt, train
 
 from .conftest import compose_cfg
 
-FAST = ["trainer.epochs=1", "trainer.limit_batches=4", "trainer.progress=false"]
+FAST = ["trainer.epochs=1", "trainer.limit_batches=4", "trainer.progress=false", "trainer.log_images_every=null"]
 
 
 def _model(run_dir):
