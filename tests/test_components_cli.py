@@ -23,7 +23,7 @@ def test_spikformer_with_tebn_trains_through_the_cli(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_over_batch_norm_variants_on_a_transformer(tmp_path):
-    norms = ["tdbn", "tebn", "mpbn"]  # one over T*B, one per step, one on the membrane
+    norms = ["bn", "tdbn", "tebn", "mpbn", "tab"]
     r = run_cli("-m", "model=spike_driven_transformer", "model.dim=32", "model.heads=2", "model.depth=1",
                 f"norm={','.join(norms)}", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
