@@ -194,7 +194,7 @@ def test_config_errors_leave_no_run_directory(tmp_path, override, key):
 
 
 def test_extend_a_finished_run_with_more_epochs(tmp_path):
-    base = ["trainer.limit_batches=4", "trainer.progress=false"]
+    base = ["trainer.limit_batches=4", "trainer.progress=false", "trainer.log_images_every=null"]
     assert run(*base, "trainer.epochs=3", "hydra.run.dir=short", cwd=tmp_path).returncode == 0
     r = run(*base, "trainer.epochs=5", "resume=short", "hydra.run.dir=long", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
