@@ -250,7 +250,7 @@ def sync(device: str) -> None:
 
 
 def run_workload(workload: str, rounds: int, device: str, threads: int, only: list[str] | None = None,
-                 saved_only: bool = False, peak_of: bool = True) -> dict:
+                 saved_only: bool = False, measure_peak: bool = True) -> dict:
     w = WORKLOADS[workload]
     steps, saved, peak, times = {}, {}, {}, {}
     for name in cases(device) if only is None else ["ann", *only]:
@@ -279,7 +279,7 @@ def run_workload(workload: str, rounds: int, device: str, threads: int, only: li
             sync(device)
             times[name].append(time.perf_counter() - t0)
     for name, step in steps.items():
-        if not peak_of:
+        if not measure_peak:
             peak[name] = None
         elif device == "cuda":
             torch.cuda.empty_cache()
@@ -334,7 +334,7 @@ def main() -> None:
         print(f"\n{wl}: {r['kind']} T={r['T']} B={r['B']} ({a.rounds} rounds)")
         print(f"  {'case':24s} {'ms/step':>9s} {'x limit':>8s} {'saved MB':>9s} {'x limit':>8s} {'peak MB':>8s}")
         for name, c in r["cases"].items():
-            print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {c['peak_MB'] or 0:8.1f}")
+            print(f"  {name:24s} {c['ms']:9.1f} {c['x_limit']:8.2f} {c['saved_MB']:9.1f} {c['saved_x_limit']:8.2f} {'-' if c['peak_MB'] is None else format(c['peak_MB'], '.1f'):>8s}")
     suffix = "_saved" if a.saved_only else "_partial" if a.cases else ""
     path = Path(__file__).parent / "results" / f"train_step_{a.device}{suffix}.json"
     path.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")

@@ -176,5 +176,3 @@ def elastic_previous(run_id: str) -> Path | None:
         return None
     p = Path(f.read_text().strip())
     return p if p.is_dir() else None
-
-
