@@ -120,7 +120,9 @@ class Check:
                   if "SNNTRAIN_TEST_DEVICE" in (ROOT / "tests" / f).read_text()]
         if self.dry:
             files = ["tests/test_cuda.py"]
-        cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *files]
+        # addopts replaced: the project's asks for two pytest-xdist workers, which a machine may lack
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "-o", "addopts=--strict-markers",
+               *files]
         if not self.dry and _has("xdist"):
             cmd += ["-n", "6"]
         r = self.sh("tests", cmd, limit)

@@ -189,3 +189,28 @@ def test_a_huge_T_is_refused_with_a_small_peak(tmp_path):
     assert "needs about" in r.stderr and "budget" in r.stderr and "T=100000" in r.stderr
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 < 2 * 10 ** 9  # every child so far
     assert not list(tmp_path.iterdir())
+
+
+def test_the_meta_pass_leaves_torch_dynamo_unimported_and_torch_as_it_was():
+    """The estimate runs torch's meta kernels without importing torch._dynamo (a second of every run's start);
+    the numbers equal those computed with it imported, and a later real import wraps the kernels as usual."""
+    code = """
+import sys, torch
+from omegaconf import OmegaConf
+from tests.conftest import compose_cfg
+from snntrain.training import budget
+from snntrain.training.engine import build_trainer
+cfg = OmegaConf.to_container(compose_cfg("model=vgg", "T=4"), resolve=True)
+data = build_trainer(cfg, "cpu").data
+first = budget.estimate(cfg, data)
+print("imported", "torch._dynamo" in sys.modules, "_dynamo" in torch.__dict__)
+import torch._dynamo
+calls = []
+real = torch._dynamo.disable
+torch._dynamo.disable = lambda *a, **k: calls.append(1) or real(*a, **k)
+second = budget.estimate(cfg, data)
+print("equal", first == second, "wrapped", len(calls) > 0)
+"""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.stdout.split() == ["imported", "False", "False", "equal", "True", "wrapped", "True"], out.stderr[-3000:]

@@ -144,6 +144,45 @@ def _meta_model(cfg: dict[str, Any], data: Any, T: int) -> torch.nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def _without_dynamo_import() -> Iterator[None]:
+    """Run torch's Python meta kernels without importing ``torch._dynamo``.
+
+    Most ``meta`` kernels are Python functions wrapped in ``torch._disable_dynamo``, whose
+    first call imports ``torch._dynamo`` (over a second of a run's start) only to mark the
+    function as one that dynamo must not trace. Nothing traces the meta pass, so inside this
+    block, if ``torch._dynamo`` is not imported yet, a stand-in answers that first call and
+    leaves each function as it is; on leaving, the stand-in is removed and the marks it left
+    are deleted, so a later real import wraps every function as torch intends.
+    """
+    import sys
+    import types
+
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    marked: list = []
+
+    def disable(fn, recursive=True, wrapping=True):  # torch._dynamo.disable's signature
+        marked.append(fn)
+        return fn
+
+    stand_in = types.ModuleType("torch._dynamo")
+    stand_in.disable = disable  # type: ignore[attr-defined]
+    sys.modules["torch._dynamo"] = stand_in
+    torch._dynamo = stand_in  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch._dynamo") is stand_in:
+            del sys.modules["torch._dynamo"]
+        if torch.__dict__.get("_dynamo") is stand_in:
+            del torch._dynamo  # type: ignore[attr-defined]
+        for fn in marked:
+            with contextlib.suppress(AttributeError):
+                delattr(fn, "__dynamo_disable")
+
+
 def _measure(model: torch.nn.Module, x_shape: tuple[int, ...], train: bool) -> tuple[int, int]:
     """``(saved, working)`` bytes of one forward on ``meta`` (saved: for the backward, if ``train``)."""
     from ..neurons import neuron_layers
@@ -189,7 +228,8 @@ def _measure(model: torch.nn.Module, x_shape: tuple[int, ...], train: bool) -> t
 
     model.train(train)
     try:
-        with torch.set_grad_enabled(train), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with _without_dynamo_import(), torch.set_grad_enabled(train), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             model(torch.zeros(x_shape, device="meta"))
     finally:
         for h in hooks:
