@@ -86,3 +86,28 @@ def test_one_non_binary_element_anywhere_keeps_fp32(where):
     assert bits.pack_if_binary(x) is not None
     x[where] = 0.5
     assert bits.pack_if_binary(x) is None
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 33, 129, 4095 * 8 + 3, 200_013])
+def test_packing_at_every_length_equals_the_reference_and_round_trips(n):
+    """The C++ pass (16 elements at a time where the CPU has AVX-512, a scalar tail) against pack_bits."""
+    x = (torch.rand(n, generator=torch.Generator().manual_seed(n)) < 0.4).float()
+    packed = bits.pack_if_binary(x)
+    assert torch.equal(packed, bits.pack_bits(x))
+    assert torch.equal(bits.unpack_bits(packed, x.shape, x.dtype), x)
+    y = x.clone()
+    y[n // 2] = float("nan")
+    assert bits.pack_if_binary(y) is None
+
+
+def test_an_input_from_outside_the_graph_is_kept_as_it_is():
+    """Binary data (requires no grad) stays a reference: its caller holds it, so bits would only cost time;
+    the same spikes made inside the graph are kept as bits."""
+    layer = build("layer", "linear", in_features=64, out_features=3)
+    x = (torch.rand(2, 4, 64) < 0.5).float()
+    for requires_grad, dtype in ((False, torch.float32), (True, torch.uint8)):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            layer(x.clone().requires_grad_(requires_grad))
+        inputs = [t for t in saved if t.data_ptr() != layer.module.weight.data_ptr()]
+        assert [t.dtype for t in inputs] == [dtype], requires_grad

@@ -59,6 +59,9 @@ _SOURCE = r"""
 #include <atomic>
 #include <algorithm>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 // SG: the surrogate's kernel_id (snntrain.surrogates), a: its one parameter
 template <int SG>
@@ -264,7 +267,19 @@ torch::Tensor pack_binary(torch::Tensor x) {
     for (int64_t c0 = b0; c0 < b1 && ok.load(std::memory_order_relaxed); c0 += 4096) {
       bool good = true;
       const int64_t c1 = std::min<int64_t>(b1, c0 + 4096);
-      for (int64_t b = c0; b < c1; ++b) {
+      int64_t b = c0;
+#if defined(__AVX512F__)
+      // 16 elements at a time: the compare masks are the bits (bit j of byte b: element 8b + j)
+      const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+      for (; b + 2 <= c1 && 8 * (b + 2) <= n; b += 2) {
+        const __m512 v = _mm512_loadu_ps(xp + 8 * b);
+        const __mmask16 is1 = _mm512_cmp_ps_mask(v, one, _CMP_EQ_OQ), is0 = _mm512_cmp_ps_mask(v, zero, _CMP_EQ_OQ);
+        good &= (uint16_t)(is0 | is1) == 0xFFFFu;
+        const uint16_t nz = (uint16_t)_mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+        std::memcpy(op + b, &nz, 2);
+      }
+#endif
+      for (; b < c1; ++b) {
         uint8_t byte = 0;
         const int64_t e = std::min<int64_t>(8, n - 8 * b);
         for (int64_t j = 0; j < e; ++j) {
@@ -284,7 +299,16 @@ torch::Tensor unpack(torch::Tensor packed, int64_t n) {
   auto out = torch::empty({n}, packed.options().dtype(torch::kFloat));
   const uint8_t* pp = packed.data_ptr<uint8_t>(); float* op = out.data_ptr<float>();
   at::parallel_for(0, (n + 7) / 8, 16384, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
+    int64_t b = b0;
+#if defined(__AVX512F__)
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; b + 2 <= b1 && 8 * (b + 2) <= n; b += 2) {
+      uint16_t m;
+      std::memcpy(&m, pp + b, 2);
+      _mm512_storeu_ps(op + 8 * b, _mm512_maskz_mov_ps((__mmask16)m, one));
+    }
+#endif
+    for (; b < b1; ++b) {
       const int64_t e = std::min<int64_t>(8, n - 8 * b);
       for (int64_t j = 0; j < e; ++j) op[8 * b + j] = (float)((pp[b] >> j) & 1);
     }

@@ -15,7 +15,8 @@ the same backward kernel on a placeholder of that shape, so the gradients are ag
 bit autograd's.
 
 :class:`snntrain.layers.synapse.SeqWrap` uses these functions when the input is binary
-(checked on every call, in the same pass that packs it), gradients are on, and autocast is off.
+(checked on every call, in the same pass that packs it) and requires grad (an activation of the
+graph, not the data), gradients are on, and autocast is off.
 """
 from __future__ import annotations
 

@@ -27,9 +27,12 @@ Size = int | list[int]
 class SeqWrap(nn.Module):
     """Runs a per-sample module on ``[T, B, ...]`` by folding T into the batch axis.
 
-    A linear, convolution or max-pooling layer whose input is binary (spikes) keeps that
-    input as bits for the backward (:mod:`snntrain.layers.bits`; the gradients are the
-    fp32 path's, bit for bit); ``pack_spikes=False`` turns that off.
+    A linear, convolution or max-pooling layer whose input is binary (spikes) and part of
+    the autograd graph (it requires grad: a neuron's output) keeps that input as bits for
+    the backward (:mod:`snntrain.layers.bits`; the gradients are the fp32 path's, bit for
+    bit); ``pack_spikes=False`` turns that off. An input from outside the graph (the data,
+    an encoder's spikes) is held by the caller for the whole step anyway, so autograd's
+    reference to it costs no memory, and packing it would only cost time.
     """
 
     def __init__(self, module: nn.Module, pack_spikes: bool = True):
@@ -41,9 +44,9 @@ class SeqWrap(nn.Module):
         return self.module(x)
 
     def _packs(self, x: Tensor) -> bool:
-        if not (self.pack_spikes and torch.is_grad_enabled()) or torch.is_autocast_enabled(x.device.type):
+        if not (self.pack_spikes and torch.is_grad_enabled() and x.requires_grad) or torch.is_autocast_enabled(x.device.type):
             return False
-        return x.requires_grad if isinstance(self.module, bits._POOLS) else self.module.weight.requires_grad
+        return isinstance(self.module, bits._POOLS) or self.module.weight.requires_grad
 
     def forward(self, x_seq: Tensor) -> Tensor:
         x = x_seq.flatten(0, 1)
