@@ -17,6 +17,11 @@ bit for bit the same. Surrogates: the built-in ones, numbered by their own
 ``kernel_id`` (:class:`snntrain.surrogates.Surrogate`; ``sg_grad`` below is the same closed form
 as each class's ``derivative``); a user-defined surrogate runs on the eager path.
 
+**Large outputs** (32 MiB and more: H, the spikes, the input gradient, an unpacked input) come
+from a small pool of reused buffers: the allocator returns buffers that large to the system on
+every free, and faulting a fresh one in costs more than the kernel's own pass. A buffer is handed
+out again only when nothing else holds its storage; at most four wait idle.
+
 **Bit packing** (:mod:`snntrain.layers.bits`): ``pack_binary(x)`` checks that every
 element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
 binary); ``unpack(packed, n)`` is the inverse, one pass.
@@ -59,9 +64,53 @@ _SOURCE = r"""
 #include <atomic>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+
+// Outputs of 32 MiB and more come from a small pool of reused buffers. The allocator hands buffers that
+// large to the system on every free (its mmap threshold stops at 32 MiB), so each new one is faulted in
+// again page by page, which costs more than the kernel's own pass. A pooled buffer is reused only when
+// nothing else holds its storage; at most POOL_IDLE of them wait unused (the oldest are released first).
+static std::mutex g_pool_mu;
+static std::vector<torch::Tensor> g_pool;  // least recently handed out first
+constexpr size_t POOL_MIN_BYTES = size_t(32) << 20;
+constexpr int POOL_IDLE = 4;
+
+static bool idle(const torch::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
+
+static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& like) {
+  auto opt = like.dtype(torch::kFloat);
+  int64_t n = 1;
+  for (auto s : sizes) n *= s;
+  if (size_t(n) * sizeof(float) < POOL_MIN_BYTES) return torch::empty(sizes, opt);
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  for (size_t i = 0; i < g_pool.size(); ++i) {
+    if (g_pool[i].numel() == n && idle(g_pool[i])) {
+      torch::Tensor t = g_pool[i];
+      g_pool.erase(g_pool.begin() + i);
+      g_pool.push_back(t);
+      return t.view(sizes);  // a view: the pool's own tensor stays the only other holder of the storage
+    }
+  }
+  int idle_count = 0;
+  for (const auto& t : g_pool) idle_count += idle(t);
+  for (size_t i = 0; i < g_pool.size() && idle_count >= POOL_IDLE;) {
+    if (idle(g_pool[i])) { g_pool.erase(g_pool.begin() + i); --idle_count; } else ++i;
+  }
+  torch::Tensor t = torch::empty({n}, opt);
+  g_pool.push_back(t);
+  return t.view(sizes);
+}
+
+// The number of pooled buffers and how many of them are idle (for tests).
+std::vector<int64_t> pool_state() {
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  int64_t n_idle = 0;
+  for (const auto& t : g_pool) n_idle += idle(t);
+  return {(int64_t)g_pool.size(), n_idle};
+}
 
 // SG: the surrogate's kernel_id (snntrain.surrogates), a: its one parameter
 template <int SG>
@@ -142,8 +191,8 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
                                    double theta, int reset, double vr, bool keep, torch::Tensor v0) {
   const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
-  auto H = torch::empty_like(x), S = torch::empty_like(x);
-  auto V = keep ? torch::empty_like(x) : torch::empty({0}, x.options());
+  auto H = out_f32(x.sizes(), x.options()), S = out_f32(x.sizes(), x.options());
+  auto V = keep ? out_f32(x.sizes(), x.options()) : torch::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
   const float* v0p = v0.numel() ? v0.data_ptr<float>() : nullptr;
 #define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, H.data_ptr<float>(), S.data_ptr<float>(), \
@@ -204,7 +253,7 @@ static void bwd_impl(const float* hp, const float* gp, const float* tp, const fl
 std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
                                     double theta, int reset, bool detach, double vr, int sg, double a, bool learn_theta) {
   const int64_t T = H.size(0), N = H.size(1), nb = beta.numel();
-  auto gH = torch::empty_like(H), gth = torch::empty({learn_theta ? N : 0}, H.options());
+  auto gH = out_f32(H.sizes(), H.options()), gth = torch::empty({learn_theta ? N : 0}, H.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
 #define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, \
@@ -243,7 +292,7 @@ static void bwdc_impl(const void* cp, const float* gp, const float* tp, const fl
 std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
                                             double theta, int reset, bool detach, int store, double scale, bool learn_theta) {
   const int64_t T = code.size(0), N = code.size(1), nb = beta.numel();
-  auto gH = torch::empty_like(gs), gth = torch::empty({learn_theta ? N : 0}, gs.options());
+  auto gH = out_f32(gs.sizes(), gs.options()), gth = torch::empty({learn_theta ? N : 0}, gs.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
   const void* cp = code.data_ptr();
@@ -296,7 +345,7 @@ torch::Tensor pack_binary(torch::Tensor x) {
 }
 
 torch::Tensor unpack(torch::Tensor packed, int64_t n) {
-  auto out = torch::empty({n}, packed.options().dtype(torch::kFloat));
+  auto out = out_f32({n}, packed.options());
   const uint8_t* pp = packed.data_ptr<uint8_t>(); float* op = out.data_ptr<float>();
   at::parallel_for(0, (n + 7) / 8, 16384, [&](int64_t b0, int64_t b1) {
     int64_t b = b0;
@@ -322,6 +371,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward_compact", &backward_compact);
   m.def("pack_binary", &pack_binary);
   m.def("unpack", &unpack);
+  m.def("pool_state", &pool_state);
 }
 """
 
