@@ -66,7 +66,7 @@ def as_bytes(x: torch.Tensor) -> torch.Tensor:
 def test_samples_and_labels_are_the_bytes_written(name, data_root):
     data = load(name, data_root, normalize=False, augment=False)
     assert data.in_shape == SHAPES[name] and data.num_classes == CLASSES[name] and not data.temporal
-    assert isinstance(data.train, TV_CLASS[name])  # torchvision's own reader parsed the files
+    assert issubclass(data.train.reader, TV_CLASS[name]) and issubclass(data.test.reader, TV_CLASS[name])  # torchvision's reader
     for split, ds in (("train", data.train), ("test", data.test)):
         images, labels = fx.EXPECTED[name][split]
         assert len(ds) == len(labels)
@@ -329,3 +329,25 @@ def test_files_larger_than_the_memory_they_may_take_are_refused(data_root, tmp_p
     monkeypatch.setattr(vision, "available_memory", lambda: 100_000)  # the fixture files hold 62.8 KB
     with pytest.raises(ConfigError, match=r"hold 62\.8 KB; they are read into memory whole, and only 50\.0 KB"):
         load("mnist", tmp_path)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("normalize", [False, True])
+def test_batches_read_at_once_equal_torchvisions_per_image_pipeline(name, normalize, data_root):
+    """A split without augmentation is one uint8 tensor read a batch at a time; every value equals what
+    torchvision's per-image ToTensor (and Normalize) gives, bit for bit."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms as T
+
+    from snntrain.data.images import InMemoryImages
+
+    data = load(name, data_root, normalize=normalize, augment=False)
+    for ds in (data.train, data.test):
+        assert isinstance(ds, InMemoryImages)
+        tv = ds.reader(str(data_root), train=ds is data.train, transform=T.Compose(
+            [T.ToTensor()] + ([T.Normalize(*STATS[name])] if normalize else [])))
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).tolist()
+        for (x, y), (x_ref, y_ref) in zip(DataLoader(ds, batch_size=5, sampler=order),
+                                          DataLoader(tv, batch_size=5, sampler=order)):
+            assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+        assert torch.equal(ds[3][0], tv[3][0]) and ds[3][1] == tv[3][1]

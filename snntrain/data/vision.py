@@ -170,6 +170,12 @@ def _load(dataset: str, cls: type, root: str, download: bool, expected_folder: s
         test = cls(str(base), train=False, transform=test_tf)
         for split in (train, test):
             _check_loaded(dataset, folder, split, in_shape, num_classes)
+        # without random augmentation a split is read a batch at a time from one uint8 tensor (same values)
+        from .images import InMemoryImages
+
+        test = InMemoryImages.from_torchvision(test, normalize, mean, std)
+        if not augment:
+            train = InMemoryImages.from_torchvision(train, normalize, mean, std)
     except ConfigError:
         raise
     except OSError as err:  # unreadable folder or file
