@@ -11,7 +11,8 @@ random augmentation runs (an augmented split keeps torchvision's per-image path)
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ class InMemoryImages(Dataset):
         self.reader: type | None = None  # the dataset class that parsed the files (from_torchvision)
 
     @classmethod
-    def from_torchvision(cls, ds: Any, normalize: bool, mean, std) -> "InMemoryImages":
+    def from_torchvision(cls, ds: Any, normalize: bool, mean, std) -> InMemoryImages:
         """The images of a torchvision MNIST-like (``data``: ``[N, H, W]`` tensor) or CIFAR-like
         (``data``: ``[N, H, W, C]`` array) dataset."""
         data = torch.as_tensor(ds.data)
