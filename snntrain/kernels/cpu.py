@@ -324,7 +324,7 @@ torch::Tensor pack_binary(torch::Tensor x) {
         const __m512 v = _mm512_loadu_ps(xp + 8 * b);
         const __mmask16 is1 = _mm512_cmp_ps_mask(v, one, _CMP_EQ_OQ), is0 = _mm512_cmp_ps_mask(v, zero, _CMP_EQ_OQ);
         good &= (uint16_t)(is0 | is1) == 0xFFFFu;
-        const uint16_t nz = (uint16_t)_mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+        const uint16_t nz = (uint16_t)~is0;  // v != 0 (NaN included), as the scalar path writes it
         std::memcpy(op + b, &nz, 2);
       }
 #endif

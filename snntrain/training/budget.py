@@ -228,8 +228,7 @@ def _measure(model: torch.nn.Module, x_shape: tuple[int, ...], train: bool) -> t
 
     model.train(train)
     try:
-        with _without_dynamo_import(), torch.set_grad_enabled(train), \
-                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.set_grad_enabled(train), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             model(torch.zeros(x_shape, device="meta"))
     finally:
         for h in hooks:
@@ -275,12 +274,14 @@ def estimate(cfg: dict[str, Any], data: Any, mode: str = "train") -> Estimate:
     Tt = min(T, int(loop["tbptt_steps"])) if loop.get("tbptt_steps") else T
     sample = _prod(tuple(data.in_shape)) * 4  # one time step of one sample, fp32
     saved, work_train, work_eval, params = {}, {}, {}, {}
-    for t in _TS:
-        model = _meta_model(cfg, data, t)
-        params[(t, 1)] = params[(t, 2)] = sum(p.untyped_storage().nbytes() for p in [*model.parameters(), *model.buffers()])
-        for b in _BS:
-            saved[(t, b)], work_train[(t, b)] = _measure(model, (t, b, *data.in_shape), train=True)
-            _, work_eval[(t, b)] = _measure(model, (t, b, *data.in_shape), train=False)
+    with _without_dynamo_import():  # every meta pass of the estimate inside one block
+        for t in _TS:
+            model = _meta_model(cfg, data, t)
+            params[(t, 1)] = params[(t, 2)] = sum(p.untyped_storage().nbytes()
+                                                  for p in [*model.parameters(), *model.buffers()])
+            for b in _BS:
+                saved[(t, b)], work_train[(t, b)] = _measure(model, (t, b, *data.in_shape), train=True)
+                _, work_eval[(t, b)] = _measure(model, (t, b, *data.in_shape), train=False)
     P = int(_extrapolate(params, T, 1))
     k, temporaries = _optimizer_states(cfg)
 
