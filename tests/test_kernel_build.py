@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,12 @@ def test_the_name_follows_the_source(monkeypatch):
     name = cpu._name()
     monkeypatch.setattr(cpu, "_SOURCE", cpu._SOURCE + "\n// changed")
     assert cpu._name() != name  # a changed kernel is a new build, never a stale .so
+
+
+def test_the_name_follows_the_processor(monkeypatch):
+    """``-march=native`` builds for one CPU: another processor (a shared home on unlike nodes) gets its own build."""
+    name = cpu._name()
+    if Path("/proc/cpuinfo").exists():  # Linux: the instruction-set flags are part of it
+        assert platform.machine() != "x86_64" or " sse2 " in cpu._cpu_signature()
+    monkeypatch.setattr(cpu, "_cpu_signature", lambda: "another vendor\nanother model\nsse2")
+    assert cpu._name() != name

@@ -90,7 +90,7 @@ def test_one_non_binary_element_anywhere_keeps_fp32(where):
 
 @pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 33, 129, 4095 * 8 + 3, 200_013])
 def test_packing_at_every_length_equals_the_reference_and_round_trips(n):
-    """The C++ pass (16 elements at a time where the CPU has AVX-512, a scalar tail) against pack_bits."""
+    """The C++ pass (16 elements at a time with AVX-512, 8 with AVX2, a scalar tail) against pack_bits."""
     x = (torch.rand(n, generator=torch.Generator().manual_seed(n)) < 0.4).float()
     packed = bits.pack_if_binary(x)
     assert torch.equal(packed, bits.pack_bits(x))

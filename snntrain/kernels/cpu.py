@@ -24,11 +24,13 @@ out again only when nothing else holds its storage; at most four wait idle.
 
 **Bit packing** (:mod:`snntrain.layers.bits`): ``pack_binary(x)`` checks that every
 element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
-binary); ``unpack(packed, n)`` is the inverse, one pass.
+binary); ``unpack(packed, n)`` is the inverse, one pass. Both use compare masks, 16 elements
+at a time with AVX-512 and 8 with AVX2, where the CPU has them.
 
 **Building** (``torch.utils.cpp_extension.load_inline``; a C++ compiler is needed, the
-build is cached under a name that hashes the source, the flags and the torch it builds
-against, so each environment has its own). The build
+build is cached under a name that hashes the source, the flags, the torch it builds
+against and the processor it is built for (``-march=native``), so each environment and each
+kind of CPU has its own). The build
 takes about a minute on 2 cores, longer than the whole default run, so a run never waits
 for it: the first run that wants the kernel starts the build in a background process
 (its log: ``build.log`` in the build folder) and itself runs the eager fused path, the
@@ -65,7 +67,7 @@ _SOURCE = r"""
 #include <algorithm>
 #include <cstring>
 #include <mutex>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -327,6 +329,15 @@ torch::Tensor pack_binary(torch::Tensor x) {
         const uint16_t nz = (uint16_t)~is0;  // v != 0 (NaN included), as the scalar path writes it
         std::memcpy(op + b, &nz, 2);
       }
+#elif defined(__AVX2__)
+      // 8 elements at a time: the compare's sign bits are the byte (bit j: element 8b + j)
+      const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+      for (; b < c1 && 8 * (b + 1) <= n; ++b) {
+        const __m256 v = _mm256_loadu_ps(xp + 8 * b);
+        const __m256 is0 = _mm256_cmp_ps(v, zero, _CMP_EQ_OQ), is1 = _mm256_cmp_ps(v, one, _CMP_EQ_OQ);
+        good &= _mm256_movemask_ps(_mm256_or_ps(is0, is1)) == 0xFF;
+        op[b] = (uint8_t)~_mm256_movemask_ps(is0);  // v != 0 (NaN included), as the scalar path writes it
+      }
 #endif
       for (; b < c1; ++b) {
         uint8_t byte = 0;
@@ -356,6 +367,14 @@ torch::Tensor unpack(torch::Tensor packed, int64_t n) {
       std::memcpy(&m, pp + b, 2);
       _mm512_storeu_ps(op + 8 * b, _mm512_maskz_mov_ps((__mmask16)m, one));
     }
+#elif defined(__AVX2__)
+    // lane j of 8 takes bit j of the byte: (byte & 1 << j) == 1 << j, as a float 1.0 or 0.0
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; b < b1 && 8 * (b + 1) <= n; ++b) {
+      const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(pp[b]), lane_bit), lane_bit);
+      _mm256_storeu_ps(op + 8 * b, _mm256_and_ps(_mm256_castsi256_ps(on), one));
+    }
 #endif
     for (; b < b1; ++b) {
       const int64_t e = std::min<int64_t>(8, n - 8 * b);
@@ -382,15 +401,36 @@ ENGINES = ("compiled", "eager")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 
+def _cpu_signature() -> str:
+    """The processor's model and instruction-set flags. ``-march=native`` builds for this CPU only, so
+    a home folder shared by unlike machines (a cluster's login and compute nodes) must not share a build:
+    one made where AVX-512 exists stops another CPU with an illegal instruction."""
+    import platform
+
+    try:
+        info = open("/proc/cpuinfo").read()  # noqa: SIM115
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    fields = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if not key.strip():
+            break  # the first processor's block
+        fields.setdefault(key.strip(), value.strip())
+    return "\n".join(fields.get(k, "") for k in ("vendor_id", "model name", "flags", "Features", "CPU part"))
+
+
 def _name() -> str:
-    """``snntrain_cpu_<hash>`` of the source, the flags and the torch it builds against: a changed kernel
-    or another environment (another venv's torch headers) gets its own build, never a stale or foreign one."""
+    """``snntrain_cpu_<hash>`` of the source, the flags, the torch it builds against and the CPU it builds
+    for: a changed kernel, another environment (another venv's torch headers) or another processor gets
+    its own build, never a stale or foreign one."""
     import hashlib
     import sys
 
     import torch
 
-    key = "\n".join([_SOURCE, " ".join(_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version])
+    key = "\n".join([_SOURCE, " ".join(_FLAGS), torch.__version__, os.path.dirname(torch.__file__), sys.version,
+                     _cpu_signature()])
     return "snntrain_cpu_" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
