@@ -52,6 +52,7 @@ WORKLOADS = {"A": dict(kind="mlp", T=25, B=128), "B": dict(kind="conv", T=4, B=3
 def snntrain_model(kind: str, backend: str, pack: bool, storage: str = "exact") -> nn.Module:
     from snntrain import build
     from snntrain.layers.synapse import SeqWrap
+    from snntrain.models.net import SpikingNet  # the container of snntrain's models (neuron + 2x2 pool fused)
 
     def lif(shape):
         return build("neuron", "lif", context={"shape": shape}, decay=0.5, backend=backend, grad_storage=storage)
@@ -60,7 +61,7 @@ def snntrain_model(kind: str, backend: str, pack: bool, storage: str = "exact") 
         return SeqWrap(m, pack_spikes=pack)
 
     if kind == "mlp":
-        return nn.Sequential(seq(nn.Flatten(1)), seq(nn.Linear(784, 1000)), lif((1000,)), seq(nn.Linear(1000, 10)))
+        return SpikingNet(seq(nn.Flatten(1)), seq(nn.Linear(784, 1000)), lif((1000,)), seq(nn.Linear(1000, 10)))
     layers: list[nn.Module] = []
     c_in, size = 3, 32
     for i, c in enumerate((64, 128, 256)):
@@ -70,7 +71,7 @@ def snntrain_model(kind: str, backend: str, pack: bool, storage: str = "exact") 
             size //= 2
         c_in = c
     layers += [seq(nn.AdaptiveAvgPool2d(1)), seq(nn.Flatten(1)), seq(nn.Linear(256, 10))]
-    return nn.Sequential(*layers)
+    return SpikingNet(*layers)
 
 
 def ann_layers(kind: str) -> nn.Sequential:

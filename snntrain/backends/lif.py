@@ -58,6 +58,7 @@ class Meta(NamedTuple):
     engine: Any  # _Eager, _Cpu or _Triton
     storage: str = "exact"  # grad_storage
     gmax: float = 1.0  # the surrogate's peak (int8 scale)
+    pool_w: int = 0  # W: the spikes leave through a fused 2x2 average pool of maps W wide (C++ engine only)
 
 
 def flat_beta(p: Any, x_seq: Tensor) -> Tensor:
@@ -164,8 +165,9 @@ class _Cpu(_Kernel):
         k = p.k
         v0f = _flat_v0(v0, x_seq)
         H, S, V = self.module.forward(_flat(x_seq), flat_beta(p, x_seq), self.kind, p.decay_input, self.q, float(k.threshold),
-                                      RESET_IDS[k.reset], k.v_reset, meta.keep, x_seq.new_empty(0) if v0f is None else v0f)
-        H, S = H.view(x_seq.shape), S.view(x_seq.shape)
+                                      RESET_IDS[k.reset], k.v_reset, meta.keep, x_seq.new_empty(0) if v0f is None else v0f,
+                                      meta.pool_w)
+        H, S = H.view(x_seq.shape), S.view(pooled_shape(x_seq.shape) if meta.pool_w else x_seq.shape)
         if meta.storage != "exact":
             z = H - k.threshold
             H = encode(k.derivative(z, *k.sg_args), z >= 0, meta.storage, meta.gmax)
@@ -179,12 +181,13 @@ class _Cpu(_Kernel):
         gs = g_spikes.reshape(T, -1).contiguous()
         if meta.storage == "exact":
             gH, gth = self.module.backward(saved.reshape(T, -1), gs, gt, beta, float(k.threshold), RESET_IDS[k.reset],
-                                           k.detach, k.v_reset, self.sg, self.a, learn_theta)
+                                           k.detach, k.v_reset, self.sg, self.a, learn_theta, meta.pool_w)
         else:
             code = saved.view(torch.int16) if meta.storage == "bf16" else saved
             gH, gth = self.module.backward_compact(code.reshape(T, -1), gs, gt, beta, float(k.threshold), RESET_IDS[k.reset],
-                                                   k.detach, STORE_IDS[meta.storage], meta.gmax / 127.0, learn_theta)
-        return gH.view(g_spikes.shape), (-gth.view(g_spikes.shape[1:]) if learn_theta else None)
+                                                   k.detach, STORE_IDS[meta.storage], meta.gmax / 127.0, learn_theta,
+                                                   meta.pool_w)
+        return gH.view(saved.shape), (-gth.view(saved.shape[1:]) if learn_theta else None)
 
 
 class _Triton(_Kernel):
@@ -293,14 +296,26 @@ class LIFFused(torch.autograd.Function):
         return (None, g_x, g_v0, *grads)
 
 
-def run(neuron: "SpikingNeuron", x_seq: Tensor, v0: Tensor | None, keep: bool, backend: str, storage: str) -> tuple[Tensor, Tensor | None]:
-    """``(spikes, V [T, ...] or None)`` of the lif form from ``v0`` (None: rest); ``V`` is returned when ``keep``."""
+def pooled_shape(shape: torch.Size) -> tuple[int, ...]:
+    """``[..., H, W]`` after a 2x2 average pool of stride 2: ``[..., H/2, W/2]``."""
+    return (*shape[:-2], shape[-2] // 2, shape[-1] // 2)
+
+
+def run(neuron: "SpikingNeuron", x_seq: Tensor, v0: Tensor | None, keep: bool, backend: str, storage: str,
+        pool_w: int = 0) -> tuple[Tensor, Tensor | None] | None:
+    """``(spikes, V [T, ...] or None)`` of the lif form from ``v0`` (None: rest); ``V`` is returned when ``keep``.
+
+    ``pool_w``: the spikes leave through a 2x2 average pool of maps that wide, fused into the C++ kernel
+    (:mod:`snntrain.backends.pool`); None where this call's engine is another one.
+    """
     p = neuron.params()
+    eng = engine(neuron, p, x_seq, backend)
+    if pool_w and not isinstance(eng, _Cpu):
+        return None
     tensors, rebuild = split(p)
     theta_index = next(i for i, t in enumerate(tensors) if t is p.k.threshold)
     gmax = neuron.surrogate.peak() if storage == "int8" else 1.0
-    meta = Meta(rebuild, neuron.charge, neuron.gain, neuron.init_state, keep, theta_index,
-                engine(neuron, p, x_seq, backend), storage, gmax)
+    meta = Meta(rebuild, neuron.charge, neuron.gain, neuron.init_state, keep, theta_index, eng, storage, gmax, pool_w)
     out = LIFFused.apply(meta, x_seq, v0, *tensors)
     return (out[0], out[1]) if keep else (out, None)
 

@@ -156,21 +156,48 @@ struct Tile {
   }
 };
 
+// f(j0, n) for every tile [j0, j0 + n) of [0, N). Tiles hold whole units of `unit` elements: 1, or, with a 2x2
+// average pool fused in (rows of width W), 2W, a pair of rows, so that no pooling window straddles two tiles.
+template <typename F>
+static void for_tiles(int64_t N, int64_t unit, const F& f) {
+  const int64_t per = std::max<int64_t>(1, TILE / unit);
+  at::parallel_for(0, N / unit, per, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; u += per) f(u * unit, std::min(per, u1 - u) * unit);
+  });
+}
+
+// The 2x2 average pool (stride 2) of n spikes in rows of width W, as avg_pool2d computes it: the window's sum / 4.
+static void pool2x2(const float* s, int64_t n, int64_t W, float* out) {
+  for (int64_t r = 0; r < n / (2 * W); ++r) {
+    const float* a = s + r * 2 * W; const float* c = a + W; float* o = out + r * (W / 2);
+    for (int64_t w = 0; w < W / 2; ++w) o[w] = (a[2 * w] + a[2 * w + 1] + c[2 * w] + c[2 * w + 1]) / 4.0f;
+  }
+}
+
+// Its backward, as avg_pool2d_backward computes it: each of the window's four inputs gets the output's gradient / 4.
+static const float* unpool2x2(const float* g, int64_t n, int64_t W, float* out) {
+  for (int64_t r = 0; r < n / (2 * W); ++r) {
+    const float* gr = g + r * (W / 2);
+    for (int64_t w = 0; w < W; ++w) out[r * 2 * W + w] = out[r * 2 * W + W + w] = gr[w / 2] / 4.0f;
+  }
+  return out;
+}
+
 template <int KIND, int RESET>
 static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, float* sp, float* vp, const float* v0p,
-                     int64_t T, int64_t N, bool decay_input, float q, float theta, float vr) {
+                     int64_t T, int64_t N, bool decay_input, float q, float theta, float vr, int64_t W) {
   const bool has_vr = vr != 0.0f;
-  at::parallel_for(0, N, TILE, [&](int64_t i0, int64_t i1) {
+  const int64_t NS = W ? N / 4 : N;  // spikes per step leaving the kernel (pooled: a quarter)
+  for_tiles(N, W ? 2 * W : 1, [&](int64_t j0, int64_t n) {
     Tile bt;
-    float v[TILE];
-    for (int64_t j0 = i0; j0 < i1; j0 += TILE) {
-      const int64_t n = std::min(TILE, i1 - j0);
+    float v[TILE], s_tile[TILE];
+    {
       const float* b = bt.beta(bp, nb, j0, n);
       if (v0p) std::copy(v0p + j0, v0p + j0 + n, v); else std::fill(v, v + n, vr);
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = t * N + j0;
         const float* x = xp + o;
-        float* h_out = hp + o; float* s_out = sp + o;
+        float* h_out = hp + o; float* s_out = W ? s_tile : sp + o;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {
           float h = charge<KIND>(v[i], x[i], b[i], decay_input, has_vr, vr, q);
@@ -182,23 +209,31 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
           else nv = h;
           v[i] = nv;
         }
+        if (W) pool2x2(s_tile, n, W, sp + t * NS + j0 / 4);
         if (vp) std::copy(v, v + n, vp + o);
       }
     }
   });
 }
 
-// x: [T, N]; beta: [N] or [1]; v0: [N] (the initial membrane) or empty (rest).
-// Returns H [T, N], S [T, N] (0/1), V [T, N] (empty unless keep)
+static void check_pool(int64_t N, int64_t W) {
+  TORCH_CHECK(W == 0 || (W % 2 == 0 && 2 * W <= TILE && N % (2 * W) == 0), "a fused 2x2 pool needs an even width W ",
+              "with 2W <= ", TILE, " and whole pairs of rows, got W = ", W, " for ", N, " elements per step");
+}
+
+// x: [T, N]; beta: [N] or [1]; v0: [N] (the initial membrane) or empty (rest); pool_w: 0, or W: the elements are
+// maps with rows of width W (an even number of rows each) and the spikes leave through a 2x2 average pool.
+// Returns H [T, N], S [T, N] (0/1; pooled: [T, N / 4]), V [T, N] (empty unless keep)
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
-                                   double theta, int reset, double vr, bool keep, torch::Tensor v0) {
+                                   double theta, int reset, double vr, bool keep, torch::Tensor v0, int64_t pool_w) {
   const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
-  auto H = out_f32(x.sizes(), x.options()), S = out_f32(x.sizes(), x.options());
+  check_pool(N, pool_w);
+  auto H = out_f32(x.sizes(), x.options()), S = out_f32({T, pool_w ? N / 4 : N}, x.options());
   auto V = keep ? out_f32(x.sizes(), x.options()) : torch::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
   const float* v0p = v0.numel() ? v0.data_ptr<float>() : nullptr;
 #define FWD(K, R) fwd_impl<K, R>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, H.data_ptr<float>(), S.data_ptr<float>(), \
-                                 vp, v0p, T, N, decay_input, (float)q, (float)theta, (float)vr)
+                                 vp, v0p, T, N, decay_input, (float)q, (float)theta, (float)vr, pool_w)
 #define FWD_R(K) (reset == 0 ? FWD(K, 0) : reset == 1 ? FWD(K, 1) : FWD(K, 2))
   if (kind == 0) FWD_R(0); else if (kind == 1) FWD_R(1); else FWD_R(2);
 #undef FWD_R
@@ -209,19 +244,20 @@ std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind
 // The reverse loop. LOAD(o + i, d, s, h) reads the derivative g'(z), the spike and (exact storage) H of one element.
 template <int RESET, typename Load>
 static void bwd_loop(Load load, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
-                     int64_t T, int64_t N, float theta, bool detach, float vr) {
+                     int64_t T, int64_t N, float theta, bool detach, float vr, int64_t W) {
   const float keep_s = detach ? 0.0f : 1.0f;  // the spike's gradient through the reset term
-  at::parallel_for(0, N, TILE, [&](int64_t i0, int64_t i1) {
+  const int64_t NS = W ? N / 4 : N;  // spike gradients per step (pooled: a quarter)
+  for_tiles(N, W ? 2 * W : 1, [&](int64_t j0, int64_t n) {
     Tile bt;
-    float gv[TILE], th[TILE];
-    for (int64_t j0 = i0; j0 < i1; j0 += TILE) {
-      const int64_t n = std::min(TILE, i1 - j0);
+    float gv[TILE], th[TILE], gs_tile[TILE];
+    {
       const float* b = bt.beta(bp, nb, j0, n);
       std::fill(gv, gv + n, 0.0f);
       std::fill(th, th + n, 0.0f);
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t o = t * N + j0;
-        const float* gs = gp + o; const float* tr = tp ? tp + o : nullptr;
+        const float* gs = W ? unpool2x2(gp + t * NS + j0 / 4, n, W, gs_tile) : gp + o;
+        const float* tr = tp ? tp + o : nullptr;
         float* out = op + o;
         if (tr) for (int64_t i = 0; i < n; ++i) gv[i] += tr[i];
 #pragma omp simd
@@ -243,23 +279,25 @@ static void bwd_loop(Load load, const float* gp, const float* tp, const float* b
 
 template <int SG, int RESET>
 static void bwd_impl(const float* hp, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
-                     int64_t T, int64_t N, float theta, bool detach, float vr, float a) {
+                     int64_t T, int64_t N, float theta, bool detach, float vr, float a, int64_t W) {
   auto load = [=](int64_t k, float& d, bool& s, float& h) {
     h = hp[k]; float z = h - theta; d = sg_grad<SG>(z, a); s = z >= 0.0f;
   };
-  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, vr);
+  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, vr, W);
 }
 
-// H, gs: [T, N]; gtrace: [T, N] or empty; beta: [N] or [1]. Returns dL/dH [T, N] and, if learn_theta, -dL/dtheta
-// summed over t, per element [N] (else empty)
+// H, gs: [T, N] (pooled, pool_w = W: gs [T, N / 4], the pooled spikes' gradient); gtrace: [T, N] or empty;
+// beta: [N] or [1]. Returns dL/dH [T, N] and, if learn_theta, -dL/dtheta summed over t, per element [N] (else empty)
 std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
-                                    double theta, int reset, bool detach, double vr, int sg, double a, bool learn_theta) {
+                                    double theta, int reset, bool detach, double vr, int sg, double a, bool learn_theta,
+                                    int64_t pool_w) {
   const int64_t T = H.size(0), N = H.size(1), nb = beta.numel();
+  check_pool(N, pool_w);
   auto gH = out_f32(H.sizes(), H.options()), gth = torch::empty({learn_theta ? N : 0}, H.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
 #define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, \
-                                 gH.data_ptr<float>(), thp, T, N, (float)theta, detach, (float)vr, (float)a)
+                                 gH.data_ptr<float>(), thp, T, N, (float)theta, detach, (float)vr, (float)a, pool_w)
 #define BWD_R(G) (reset == 0 ? BWD(G, 0) : reset == 1 ? BWD(G, 1) : BWD(G, 2))
   switch (sg) {
     case 0: BWD_R(0); break; case 1: BWD_R(1); break; case 2: BWD_R(2); break; case 3: BWD_R(3); break;
@@ -276,7 +314,7 @@ std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Te
 // STORE 1: uint8, top bit = s, low 7 bits = round(d * 127 / gmax); scale = gmax / 127. (Zero reset: detach only.)
 template <int RESET, int STORE>
 static void bwdc_impl(const void* cp, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
-                      int64_t T, int64_t N, float theta, bool detach, float scale) {
+                      int64_t T, int64_t N, float theta, bool detach, float scale, int64_t W) {
   auto load = [=](int64_t k, float& d, bool& s, float& h) {
     h = 0.0f;
     if constexpr (STORE == 0) {
@@ -288,19 +326,21 @@ static void bwdc_impl(const void* cp, const float* gp, const float* tp, const fl
       d = (float)(u & 127) * scale; s = (u >> 7) != 0;
     }
   };
-  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, 0.0f);
+  bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, 0.0f, W);
 }
 
 std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
-                                            double theta, int reset, bool detach, int store, double scale, bool learn_theta) {
+                                            double theta, int reset, bool detach, int store, double scale, bool learn_theta,
+                                            int64_t pool_w) {
   const int64_t T = code.size(0), N = code.size(1), nb = beta.numel();
-  auto gH = out_f32(gs.sizes(), gs.options()), gth = torch::empty({learn_theta ? N : 0}, gs.options());
+  check_pool(N, pool_w);
+  auto gH = out_f32({T, N}, gs.options()), gth = torch::empty({learn_theta ? N : 0}, gs.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
   const void* cp = code.data_ptr();
   TORCH_CHECK(reset != 1 || detach, "compact storage with a zero reset needs detach_reset");
 #define BWDC(R, S) bwdc_impl<R, S>(cp, gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, gH.data_ptr<float>(), \
-                                   thp, T, N, (float)theta, detach, (float)scale)
+                                   thp, T, N, (float)theta, detach, (float)scale, pool_w)
   if (store == 0) { if (reset == 0) BWDC(0, 0); else if (reset == 1) BWDC(1, 0); else BWDC(2, 0); }
   else { if (reset == 0) BWDC(0, 1); else if (reset == 1) BWDC(1, 1); else BWDC(2, 1); }
 #undef BWDC

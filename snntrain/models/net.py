@@ -5,6 +5,7 @@ from typing import Any, Callable, Literal
 
 from torch import Tensor, nn
 
+from ..backends.pool import pooled
 from ..errors import check
 from ..layers import avgpool2d, maxpool2d
 from ..neurons import SpikingNeuron
@@ -21,13 +22,24 @@ class SpikingNet(nn.Sequential):
 
     Every layer takes and returns a whole sequence; neurons start from rest in each
     call, so ``model(x)`` never depends on an earlier call. The loss averages the
-    readout over time (see :mod:`snntrain.training.losses`).
+    readout over time (see :mod:`snntrain.training.losses`). A neuron followed by a 2x2
+    average pool runs with it as one kernel pass where that computes the same values
+    (:mod:`snntrain.backends.pool`).
     """
 
     def forward(self, x_seq: Tensor) -> Tensor:  # type: ignore[override]
         if x_seq.dim() < 3:
             raise ValueError(f"expected a sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
-        return super().forward(x_seq)
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            if isinstance(layers[i], SpikingNeuron) and i + 1 < len(layers):
+                y = pooled(layers[i], layers[i + 1], x_seq)
+                if y is not None:
+                    x_seq, i = y, i + 2
+                    continue
+            x_seq, i = layers[i](x_seq), i + 1
+        return x_seq
 
 
 def spiking_stage(shape: tuple[int, ...], neuron: NeuronFactory, norm: NormFactory) -> list[nn.Module]:
