@@ -13,7 +13,8 @@ backend is ``neuron.backend``:
 * ``triton``: the lif form as Triton kernels on a CUDA GPU (:mod:`snntrain.kernels.triton_lif`).
 * ``auto``: the fastest valid one (:mod:`snntrain.backends.support`).
 
-Compact gradient storage (``neuron.grad_storage=bf16|int8``) is :mod:`snntrain.backends.codes`.
+Compact gradient storage (``neuron.grad_storage=bf16|int8``) is :mod:`snntrain.backends.codes`;
+a neuron and the 2x2 average pool after it as one kernel pass is :mod:`snntrain.backends.pool`.
 
 **How a neuron declares its backends** (a subclass of
 :class:`snntrain.neurons.base.SpikingNeuron`)::
