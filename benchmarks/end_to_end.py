@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
+
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 T, B, LR, DECAY = 25, 128, 5e-4, 0.95
 CASES = ("snntrain", "spikingjelly", "snntorch")
@@ -201,7 +203,7 @@ def main() -> None:
     import torch
 
     machine = {"device": platform.processor() or platform.machine(), "threads": a.threads, "torch": torch.__version__,
-               "python": platform.python_version(), "cpus": os.cpu_count()}
+               "python": platform.python_version(), "cpus": os.cpu_count(), **describe()}
     print(f"\nmachine: {machine}\n{'case':13s} {'samples/s':>10s} {'x SJ':>6s} {'test acc':>9s} {'wall s':>7s}")
     for case, row in rows.items():
         print(f"{case:13s} {row['samples_per_s']:10.0f} {row.get('x_spikingjelly', float('nan')):6.2f} "

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from machine import describe
 from torch import Tensor, nn
 
 DECAY = 0.9
@@ -157,7 +158,8 @@ def main() -> None:
     best = min(statistics.median(t) for t in times.values())
     rows = {n: {"s": round(statistics.median(t), 4), "x_fastest": round(statistics.median(t) / best, 2)} for n, t in times.items()}
     machine = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+               **({} if dev == "cuda" else describe())}
     print(f"machine: {machine}\nLinear({n_in}->{n_out}) + LIF, batch {a.batch}, T={a.steps}, fwd+bwd, {a.rounds} rounds")
     for n, r in rows.items():
         print(f"  {n:18s} {r['s']:8.4f} s  {r['x_fastest']:5.2f}x")

@@ -32,11 +32,12 @@ def _load(name: str) -> dict:
 
 
 def _machine(m: dict) -> str:
-    return f"{m['device']}, {m['threads']} threads, torch {m['torch']}"
+    cpu = f"{m['cpu']} ({', '.join(m['isa']) or 'no AVX2'}), " if "cpu" in m else ""
+    return f"{cpu}{m['device']}, {m['threads']} threads, torch {m['torch']}"
 
 
-def train_step_cpu() -> str:
-    r = _load("train_step_cpu.json")
+def train_step_cpu(name: str = "train_step_cpu.json") -> str:
+    r = _load(name)
     res = {w["workload"]: w for w in r["results"]}
     order = list(res["A"]["cases"])
     rounds = res["A"]["rounds"]
@@ -75,7 +76,8 @@ def open_neuromorphic_cpu_small() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"train_step_cpu": train_step_cpu, "end_to_end": end_to_end,
+TABLES = {"train_step_cpu": train_step_cpu, "train_step_cpu_avx512": lambda: train_step_cpu("train_step_cpu_avx512.json"),
+          "end_to_end": end_to_end,
           "open_neuromorphic_cpu_small": open_neuromorphic_cpu_small}
 
 

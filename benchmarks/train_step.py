@@ -43,6 +43,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from machine import describe, has_bf16_units
 from torch import Tensor, nn
 
 WORKLOADS = {"A": dict(kind="mlp", T=25, B=128), "B": dict(kind="conv", T=4, B=32), "C": dict(kind="conv", T=16, B=32)}
@@ -162,13 +163,18 @@ def make_case(name: str, kind: str) -> nn.Module:
 
 
 def cases(device: str) -> list[str]:
+    """Every case for ``device``; the bf16-autocast cases on the CPU only where it has bf16 units (elsewhere
+    bf16 is emulated, many times slower than float32, and says nothing about snntrain)."""
     ours = "snntrain-triton" if device == "cuda" else "snntrain-fused"
     names = ["ann", "snntrain-torch", "snntrain-fused", "snntrain-fused-nopack", f"{ours}-bf16", f"{ours}-int8",
              "snntorch", "spikingjelly"]
     if device == "cuda":
         names[3:3] = ["snntrain-triton"]
         names += ["spikingjelly-cupy", "spikingjelly-triton"]
-    names += ["ann@bf16", f"{ours}@bf16"]
+    if device == "cuda" or has_bf16_units():
+        names += ["ann@bf16", f"{ours}@bf16"]
+    else:
+        print("  the bf16 autocast cases are left out: this CPU has no bf16 units (AVX512-BF16 or AMX)")
     return names
 
 
@@ -320,6 +326,7 @@ def main() -> None:
     machine = {
         "device": torch.cuda.get_device_name() if a.device == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        **describe(),
     }
     print(f"machine: {machine}")
     results = []

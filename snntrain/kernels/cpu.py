@@ -17,10 +17,11 @@ bit for bit the same. Surrogates: the built-in ones, numbered by their own
 ``kernel_id`` (:class:`snntrain.surrogates.Surrogate`; ``sg_grad`` below is the same closed form
 as each class's ``derivative``); a user-defined surrogate runs on the eager path.
 
-**Large outputs** (32 MiB and more: H, the spikes, the input gradient, an unpacked input) come
+**Large outputs** (4 MiB and more: H, the spikes, the input gradient, an unpacked input) come
 from a small pool of reused buffers: the allocator returns buffers that large to the system on
-every free, and faulting a fresh one in costs more than the kernel's own pass. A buffer is handed
-out again only when nothing else holds its storage; at most four wait idle.
+free (mmap above its threshold, heap trimming below it), and faulting a fresh one in costs more
+than the kernel's own pass. A buffer is handed out again only when nothing else holds its
+storage; at most eight wait idle.
 
 **Bit packing** (:mod:`snntrain.layers.bits`): ``pack_binary(x)`` checks that every
 element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it is not
@@ -71,14 +72,15 @@ _SOURCE = r"""
 #include <immintrin.h>
 #endif
 
-// Outputs of 32 MiB and more come from a small pool of reused buffers. The allocator hands buffers that
-// large to the system on every free (its mmap threshold stops at 32 MiB), so each new one is faulted in
-// again page by page, which costs more than the kernel's own pass. A pooled buffer is reused only when
-// nothing else holds its storage; at most POOL_IDLE of them wait unused (the oldest are released first).
+// Outputs of 4 MiB and more come from a small pool of reused buffers. The allocator hands buffers that
+// large back to the system on free (above its mmap threshold, at most 32 MiB, or by trimming the heap's top),
+// so each new one is faulted in again page by page, which costs more than the kernel's own pass. A pooled
+// buffer is reused only when nothing else holds its storage; at most POOL_IDLE of them wait unused (the
+// oldest are released first).
 static std::mutex g_pool_mu;
 static std::vector<torch::Tensor> g_pool;  // least recently handed out first
-constexpr size_t POOL_MIN_BYTES = size_t(32) << 20;
-constexpr int POOL_IDLE = 4;
+constexpr size_t POOL_MIN_BYTES = size_t(4) << 20;
+constexpr int POOL_IDLE = 8;
 
 static bool idle(const torch::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
 
@@ -106,12 +108,12 @@ static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& 
   return t.view(sizes);
 }
 
-// The number of pooled buffers and how many of them are idle (for tests).
+// The number of pooled buffers, how many of them are idle, and the pool's two limits (for tests).
 std::vector<int64_t> pool_state() {
   std::lock_guard<std::mutex> lock(g_pool_mu);
   int64_t n_idle = 0;
   for (const auto& t : g_pool) n_idle += idle(t);
-  return {(int64_t)g_pool.size(), n_idle};
+  return {(int64_t)g_pool.size(), n_idle, (int64_t)POOL_MIN_BYTES, POOL_IDLE};
 }
 
 // SG: the surrogate's kernel_id (snntrain.surrogates), a: its one parameter
