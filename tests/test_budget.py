@@ -27,7 +27,7 @@ from snntrain.training.schema import parse_size
 from .conftest import compose_cfg
 
 #: the factor docs/memory_budget.md states: estimate / measured peak of a training step
-LOW, HIGH = 1 / 1.5, 1.5
+LOW, HIGH = 1 / 1.5, 1.75  # docs/memory_budget.md: an estimate may run 1.75x over (buffer reuse), never 1.5x under
 
 
 def _cfg(*overrides: str) -> dict:
