@@ -2,34 +2,20 @@
 
 The same code runs at different ratios on CPUs with and without AVX-512 or bf16 units (a
 bf16 matmul without them is emulated, several times slower than float32), so every result
-file records them.
+file records them. The fields come from :func:`snntrain.kernels.cpu.cpu_info`.
 """
 from __future__ import annotations
 
 import platform
+
+from snntrain.kernels.cpu import cpu_info
 
 #: the instruction sets that change which kernels run (``/proc/cpuinfo`` flag names)
 ISA = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def cpu_flags() -> set[str]:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return set(cpu_info().get("flags", "").split())
 
 
 def has_bf16_units() -> bool:
@@ -40,4 +26,5 @@ def has_bf16_units() -> bool:
 def describe() -> dict[str, object]:
     """``{"cpu": name, "isa": [the ISA entries present]}``."""
     flags = cpu_flags()
-    return {"cpu": cpu_name(), "isa": [f for f in ISA if f in flags]}
+    return {"cpu": cpu_info().get("model name") or platform.processor() or platform.machine(),
+            "isa": [f for f in ISA if f in flags]}

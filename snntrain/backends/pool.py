@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
 
 from .support import choose, form
 
@@ -55,11 +56,8 @@ def pool_width(layer: nn.Module, x_seq: Tensor) -> int:
     pool = getattr(layer, "module", None)
     if not isinstance(layer, SeqWrap) or type(pool) is not nn.AvgPool2d or not (_untouched(layer) and _untouched(pool)):
         return 0
-    two = (2, 2)
-    k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
-    st = pool.stride if isinstance(pool.stride, tuple) else (pool.stride,) * 2
-    pad = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * 2
-    if k != two or st != two or pad != (0, 0) or pool.ceil_mode or pool.divisor_override is not None:
+    if (_pair(pool.kernel_size) != (2, 2) or _pair(pool.stride) != (2, 2) or _pair(pool.padding) != (0, 0)
+            or pool.ceil_mode or pool.divisor_override is not None):
         return 0
     if x_seq.dim() != 5 or x_seq.shape[-2] % 2 or x_seq.shape[-1] % 2 or not 2 <= x_seq.shape[-1] <= MAX_WIDTH:
         return 0

@@ -443,22 +443,30 @@ ENGINES = ("compiled", "eager")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (``model name``, ``flags``, ...); empty where there is none."""
+    try:
+        info = open("/proc/cpuinfo").read()  # noqa: SIM115
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if not key.strip():
+            break  # the first processor's block
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def _cpu_signature() -> str:
     """The processor's model and instruction-set flags. ``-march=native`` builds for this CPU only, so
     a home folder shared by unlike machines (a cluster's login and compute nodes) must not share a build:
     one made where AVX-512 exists stops another CPU with an illegal instruction."""
     import platform
 
-    try:
-        info = open("/proc/cpuinfo").read()  # noqa: SIM115
-    except OSError:
+    fields = cpu_info()
+    if not fields:
         return f"{platform.machine()} {platform.processor()}"
-    fields = {}
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        if not key.strip():
-            break  # the first processor's block
-        fields.setdefault(key.strip(), value.strip())
     return "\n".join(fields.get(k, "") for k in ("vendor_id", "model name", "flags", "Features", "CPU part"))
 
 
