@@ -171,3 +171,32 @@ def test_training_runs_with_compact_storage():
             opt.step()
         losses[st] = loss.item()
     assert losses["int8"] < 0.8 * 1.0986 and abs(losses["int8"] - losses["exact"]) < 0.1
+
+
+@pytest.mark.parametrize("storage", ["bf16", "int8"])
+@pytest.mark.parametrize("surrogate", sorted(available("surrogate")))
+def test_the_kernel_writes_the_codes_of_encode(surrogate, storage):
+    """The C++ forward writes the codes itself: the same spike bits and, but for a last-bit difference
+    of g' (std::exp against torch's) crossing a rounding boundary, the same codes as ``encode``."""
+    from snntrain.kernels.cpu import kernel
+
+    K = kernel()
+    if K is None:
+        pytest.skip("the C++ CPU kernel cannot be built here")
+    sg = build("surrogate", surrogate)
+    derivative, args = sg.spec()
+    sg_id, a = sg.kernel()
+    gmax = sg.peak()
+    x = torch.randn(T, 5000, generator=torch.Generator().manual_seed(3)) * 1.5 + 0.5
+    beta = torch.tensor([0.8])
+    H, _, _ = K.forward(x, beta, 0, False, 0.0, 1.0, 0, 0.0, False, x.new_empty(0), 0, -1, sg_id, a, 0.0)
+    codes, S, _ = K.forward(x, beta, 0, False, 0.0, 1.0, 0, 0.0, False, x.new_empty(0), 0,
+                            {"bf16": 0, "int8": 1}[storage], sg_id, a, 127.0 / gmax if gmax > 0 else 0.0)
+    want = encode(derivative(H - 1.0, *args), H - 1.0 >= 0, storage, gmax)
+    assert codes.dtype == want.dtype
+    d, s = decode(codes, storage, gmax, torch.float32)
+    d_want, s_want = decode(want, storage, gmax, torch.float32)
+    assert torch.equal(s, S.bool()) and torch.equal(s, s_want)
+    step = 2 * U * torch.maximum(d, d_want) if storage == "bf16" else torch.full_like(d, gmax / 127)  # one unit
+    assert ((d - d_want).abs() <= step * 1.01).all()  # at most one unit of the code apart
+    assert float((d == d_want).float().mean()) > 0.99  # and nearly always the same code (rounding to nearest)

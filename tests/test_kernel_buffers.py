@@ -20,7 +20,7 @@ BETA = torch.tensor([0.5])
 
 
 def forward(x):
-    return K.forward(x, BETA, 0, False, 0.0, 1.0, 0, 0.0, False, x.new_empty(0), 0)
+    return K.forward(x, BETA, 0, False, 0.0, 1.0, 0, 0.0, False, x.new_empty(0), 0, -1, 0, 2.0, 0.0)
 
 
 def test_held_outputs_are_never_reused_and_released_ones_are():

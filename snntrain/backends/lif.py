@@ -164,14 +164,13 @@ class _Cpu(_Kernel):
     def forward(self, p: Any, meta: Meta, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor]:
         k = p.k
         v0f = _flat_v0(v0, x_seq)
-        H, S, V = self.module.forward(_flat(x_seq), flat_beta(p, x_seq), self.kind, p.decay_input, self.q, float(k.threshold),
-                                      RESET_IDS[k.reset], k.v_reset, meta.keep, x_seq.new_empty(0) if v0f is None else v0f,
-                                      meta.pool_w)
-        H, S = H.view(x_seq.shape), S.view(pooled_shape(x_seq.shape) if meta.pool_w else x_seq.shape)
-        if meta.storage != "exact":
-            z = H - k.threshold
-            H = encode(k.derivative(z, *k.sg_args), z >= 0, meta.storage, meta.gmax)
-        return H, V.view(x_seq.shape) if meta.keep else None, S
+        store = STORE_IDS.get(meta.storage, -1)  # -1: H itself (exact), else the compact codes
+        saved, S, V = self.module.forward(_flat(x_seq), flat_beta(p, x_seq), self.kind, p.decay_input, self.q,
+                                          float(k.threshold), RESET_IDS[k.reset], k.v_reset, meta.keep,
+                                          x_seq.new_empty(0) if v0f is None else v0f, meta.pool_w, store, self.sg, self.a,
+                                          127.0 / meta.gmax if meta.gmax > 0 else 0.0)
+        S = S.view(pooled_shape(x_seq.shape) if meta.pool_w else x_seq.shape)
+        return saved.view(x_seq.shape), V.view(x_seq.shape) if meta.keep else None, S
 
     def backward(self, p: Any, meta: Meta, saved: Tensor, g_spikes: Tensor, g_trace: Tensor | None, learn_theta: bool):
         k = p.k

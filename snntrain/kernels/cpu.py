@@ -86,14 +86,14 @@ constexpr int POOL_IDLE = 8;
 
 static bool idle(const torch::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
 
-static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& like) {
-  auto opt = like.dtype(torch::kFloat);
+static torch::Tensor out_buf(at::IntArrayRef sizes, const torch::TensorOptions& like, at::ScalarType dtype) {
+  auto opt = like.dtype(dtype);
   int64_t n = 1;
   for (auto s : sizes) n *= s;
-  if (size_t(n) * sizeof(float) < POOL_MIN_BYTES) return torch::empty(sizes, opt);
+  if (size_t(n) * c10::elementSize(dtype) < POOL_MIN_BYTES) return torch::empty(sizes, opt);
   std::lock_guard<std::mutex> lock(g_pool_mu);
   for (size_t i = 0; i < g_pool.size(); ++i) {
-    if (g_pool[i].numel() == n && idle(g_pool[i])) {
+    if (g_pool[i].numel() == n && g_pool[i].scalar_type() == dtype && idle(g_pool[i])) {
       torch::Tensor t = g_pool[i];
       g_pool.erase(g_pool.begin() + i);
       g_pool.push_back(t);
@@ -108,6 +108,10 @@ static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& 
   torch::Tensor t = torch::empty({n}, opt);
   g_pool.push_back(t);
   return t.view(sizes);
+}
+
+static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& like) {
+  return out_buf(sizes, like, torch::kFloat);
 }
 
 // The number of pooled buffers, how many of them are idle, and the pool's two limits (for tests).
@@ -202,20 +206,66 @@ static const float* unpool2x2(const float* g, int64_t n, int64_t W, float* out) 
   return out;
 }
 
+// Compact storage (grad_storage bf16 / int8, see snntrain.backends.codes): per element and step one code holding
+// the surrogate derivative d = g'(z), z = H - theta, and the spike s = [z >= 0]. STORE 0: bf16 bits, sign bit = s,
+// magnitude = d rounded to nearest even (d is finite and >= 0); STORE 1: uint8, top bit = s, low 7 bits =
+// min(127, floor(d * inv + 1/2)), inv = 127 / gmax (0 for a surrogate whose peak is 0). The forward writes one step
+// of a tile at a time from its H; the same arithmetic as codes.encode on g'.
+struct Codes {
+  void (*step)(const float* h, int64_t n, float theta, float a, float inv, void* out);
+  void* base;  // [T, N] codes
+  int64_t size;  // bytes per code
+  float a, inv;
+};
+
+template <int SG, int STORE>
+static void encode_step(const float* h, int64_t n, float theta, float a, float inv, void* out) {
+  if constexpr (STORE == 0) {
+    uint16_t* o = (uint16_t*)out;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float z = h[i] - theta, d = sg_grad<SG>(z, a);
+      uint32_t u;
+      std::memcpy(&u, &d, 4);
+      const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+      o[i] = (uint16_t)(r | ((uint32_t)(z >= 0.0f) << 15));
+    }
+  } else {
+    uint8_t* o = (uint8_t*)out;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float z = h[i] - theta, d = sg_grad<SG>(z, a);
+      const int32_t c = std::min((int32_t)(d * inv + 0.5f), 127);  // d * inv + 1/2 > 0: truncation is floor
+      o[i] = (uint8_t)(c | ((int32_t)(z >= 0.0f) << 7));
+    }
+  }
+}
+
+template <int STORE>
+static void (*encoder(int sg))(const float*, int64_t, float, float, float, void*) {
+  switch (sg) {
+    case 0: return encode_step<0, STORE>; case 1: return encode_step<1, STORE>; case 2: return encode_step<2, STORE>;
+    case 3: return encode_step<3, STORE>; case 4: return encode_step<4, STORE>; case 5: return encode_step<5, STORE>;
+    case 6: return encode_step<6, STORE>; case 7: return encode_step<7, STORE>; case 8: return encode_step<8, STORE>;
+    default: return encode_step<9, STORE>;
+  }
+}
+
+// hp: H [T, N], or null with codes: the compact codes instead (H then lives one step of a tile at a time)
 template <int KIND, int RESET, bool DI, bool VR>
 static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, float* sp, float* vp, const float* v0p,
-                     int64_t T, int64_t N, float q, float theta, float vr, int64_t W) {
+                     int64_t T, int64_t N, float q, float theta, float vr, int64_t W, const Codes* codes) {
   const int64_t NS = W ? N / 4 : N;  // spikes per step leaving the kernel (pooled: a quarter)
   for_tiles(N, W ? 2 * W : 1, [&](int64_t j0, int64_t n) {
     Tile bt;
-    float v[TILE], s_tile[TILE];
+    float v[TILE], s_tile[TILE], h_tile[TILE];
     {
       const float* b = bt.beta(bp, nb, j0, n);
       if (v0p) std::copy(v0p + j0, v0p + j0 + n, v); else std::fill(v, v + n, vr);
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = t * N + j0;
         const float* x = xp + o;
-        float* h_out = hp + o; float* s_out = W ? s_tile : sp + o;
+        float* h_out = codes ? h_tile : hp + o; float* s_out = W ? s_tile : sp + o;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {
           float h = charge<KIND, DI, VR>(v[i], x[i], b[i], vr, q);
@@ -228,6 +278,7 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
           else nv = h;
           v[i] = nv;
         }
+        if (codes) codes->step(h_tile, n, theta, codes->a, codes->inv, (char*)codes->base + o * codes->size);
         if (W) pool2x2(s_tile, n, W, sp + t * NS + j0 / 4);
         if (vp) std::copy(v, v + n, vp + o);
       }
@@ -242,17 +293,24 @@ static void check_pool(int64_t N, int64_t W) {
 
 // x: [T, N]; beta: [N] or [1]; v0: [N] (the initial membrane) or empty (rest); pool_w: 0, or W: the elements are
 // maps with rows of width W (an even number of rows each) and the spikes leave through a 2x2 average pool.
-// Returns H [T, N], S [T, N] (0/1; pooled: [T, N / 4]), V [T, N] (empty unless keep)
+// store: -1 (exact: H), 0 bf16 or 1 int8 codes (surrogate sg with parameter a, inv = 127 / gmax; see Codes).
+// Returns H [T, N] (float) or the codes [T, N] (bfloat16 / uint8), S [T, N] (0/1; pooled: [T, N / 4]), V [T, N]
+// (empty unless keep)
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
-                                   double theta, int reset, double vr, bool keep, torch::Tensor v0, int64_t pool_w) {
+                                   double theta, int reset, double vr, bool keep, torch::Tensor v0, int64_t pool_w,
+                                   int store, int sg, double a, double inv) {
   const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
   check_pool(N, pool_w);
-  auto H = out_f32(x.sizes(), x.options()), S = out_f32({T, pool_w ? N / 4 : N}, x.options());
+  auto H = store < 0 ? out_f32(x.sizes(), x.options()) : out_buf(x.sizes(), x.options(), store == 0 ? torch::kBFloat16 : torch::kByte);
+  auto S = out_f32({T, pool_w ? N / 4 : N}, x.options());
+  Codes cs{store == 0 ? encoder<0>(sg) : encoder<1>(sg), H.data_ptr(), store == 0 ? 2 : 1, (float)a, (float)inv};
+  const Codes* codes = store < 0 ? nullptr : &cs;
+  float* hp = store < 0 ? H.data_ptr<float>() : nullptr;
   auto V = keep ? out_f32(x.sizes(), x.options()) : torch::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
   const float* v0p = v0.numel() ? v0.data_ptr<float>() : nullptr;
-#define FWD(K, R, D, V) fwd_impl<K, R, D, V>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, H.data_ptr<float>(), \
-                                             S.data_ptr<float>(), vp, v0p, T, N, (float)q, (float)theta, (float)vr, pool_w)
+#define FWD(K, R, D, V) fwd_impl<K, R, D, V>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, hp, S.data_ptr<float>(), \
+                                             vp, v0p, T, N, (float)q, (float)theta, (float)vr, pool_w, codes)
 #define FWD_R(K, D, V) (reset == 0 ? FWD(K, 0, D, V) : reset == 1 ? FWD(K, 1, D, V) : FWD(K, 2, D, V))
   const bool has_vr = (float)vr != 0.0f;
   if (kind == 0) {
@@ -333,9 +391,7 @@ std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Te
   return {gH, gth};
 }
 
-// Compact storage (grad_storage bf16 / int8, see snntrain.backends.codes): per element and step one code holding
-// the surrogate derivative d = g'(z) and the spike s. STORE 0: bf16 bits, sign bit = s, magnitude = d (RNE);
-// STORE 1: uint8, top bit = s, low 7 bits = round(d * 127 / gmax); scale = gmax / 127. (Zero reset: detach only.)
+// The reverse loop reading the codes of Codes; scale = gmax / 127. (Zero reset: detach only.)
 template <int RESET, int STORE>
 static void bwdc_impl(const void* cp, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
                       int64_t T, int64_t N, float theta, bool detach, float scale, int64_t W) {
