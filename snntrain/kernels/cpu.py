@@ -30,11 +30,12 @@ element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it 
 binary); ``unpack(packed, n)`` is the inverse, one pass. Both use compare masks, 16 elements
 at a time with AVX-512 and 8 with AVX2, where the CPU has them.
 
-**Building** (``torch.utils.cpp_extension.load_inline``; a C++ compiler is needed, the
+**Building** (``torch.utils.cpp_extension.load``, operators registered with ``TORCH_LIBRARY`` under
+``torch.ops.<name>``, so no Python headers are compiled; a C++ compiler is needed, the
 build is cached under a name that hashes the source, the flags, the torch it builds
 against and the processor it is built for (``-march=native``), so each environment and each
 kind of CPU has its own). The build
-takes about a minute on 2 cores, longer than the whole default run, so a run never waits
+takes about half a minute on 2 cores, longer than the whole default run, so a run never waits
 for it: the first run that wants the kernel starts the build in a background process
 (its log: ``build.log`` in the build folder) and itself runs the eager fused path, the
 same maths; later runs load the built kernel. ``kernel(wait=True)`` (tests, benchmarks,
@@ -62,8 +63,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SOURCE = r"""
-#include <torch/extension.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
+#include <torch/library.h>
 #include <cmath>
 #include <vector>
 #include <atomic>
@@ -80,21 +83,21 @@ _SOURCE = r"""
 // buffer is reused only when nothing else holds its storage; at most POOL_IDLE of them wait unused (the
 // oldest are released first).
 static std::mutex g_pool_mu;
-static std::vector<torch::Tensor> g_pool;  // least recently handed out first
+static std::vector<at::Tensor> g_pool;  // least recently handed out first
 constexpr size_t POOL_MIN_BYTES = size_t(4) << 20;
 constexpr int POOL_IDLE = 8;
 
-static bool idle(const torch::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
+static bool idle(const at::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
 
-static torch::Tensor out_buf(at::IntArrayRef sizes, const torch::TensorOptions& like, at::ScalarType dtype) {
+static at::Tensor out_buf(at::IntArrayRef sizes, const at::TensorOptions& like, at::ScalarType dtype) {
   auto opt = like.dtype(dtype);
   int64_t n = 1;
   for (auto s : sizes) n *= s;
-  if (size_t(n) * c10::elementSize(dtype) < POOL_MIN_BYTES) return torch::empty(sizes, opt);
+  if (size_t(n) * c10::elementSize(dtype) < POOL_MIN_BYTES) return at::empty(sizes, opt);
   std::lock_guard<std::mutex> lock(g_pool_mu);
   for (size_t i = 0; i < g_pool.size(); ++i) {
     if (g_pool[i].numel() == n && g_pool[i].scalar_type() == dtype && idle(g_pool[i])) {
-      torch::Tensor t = g_pool[i];
+      at::Tensor t = g_pool[i];
       g_pool.erase(g_pool.begin() + i);
       g_pool.push_back(t);
       return t.view(sizes);  // a view: the pool's own tensor stays the only other holder of the storage
@@ -105,13 +108,13 @@ static torch::Tensor out_buf(at::IntArrayRef sizes, const torch::TensorOptions& 
   for (size_t i = 0; i < g_pool.size() && idle_count >= POOL_IDLE;) {
     if (idle(g_pool[i])) { g_pool.erase(g_pool.begin() + i); --idle_count; } else ++i;
   }
-  torch::Tensor t = torch::empty({n}, opt);
+  at::Tensor t = at::empty({n}, opt);
   g_pool.push_back(t);
   return t.view(sizes);
 }
 
-static torch::Tensor out_f32(at::IntArrayRef sizes, const torch::TensorOptions& like) {
-  return out_buf(sizes, like, torch::kFloat);
+static at::Tensor out_f32(at::IntArrayRef sizes, const at::TensorOptions& like) {
+  return out_buf(sizes, like, at::kFloat);
 }
 
 // The number of pooled buffers, how many of them are idle, and the pool's two limits (for tests).
@@ -296,17 +299,18 @@ static void check_pool(int64_t N, int64_t W) {
 // store: -1 (exact: H), 0 bf16 or 1 int8 codes (surrogate sg with parameter a, inv = 127 / gmax; see Codes).
 // Returns H [T, N] (float) or the codes [T, N] (bfloat16 / uint8), S [T, N] (0/1; pooled: [T, N / 4]), V [T, N]
 // (empty unless keep)
-std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor beta, int kind, bool decay_input, double q,
-                                   double theta, int reset, double vr, bool keep, torch::Tensor v0, int64_t pool_w,
-                                   int store, int sg, double a, double inv) {
+std::vector<at::Tensor> forward(at::Tensor x, at::Tensor beta, int64_t kind, bool decay_input, double q,
+                                double theta, int64_t reset, double vr, bool keep, at::Tensor v0, int64_t pool_w,
+                                int64_t store, int64_t sg, double a, double inv) {
   const int64_t T = x.size(0), N = x.size(1), nb = beta.numel();
   check_pool(N, pool_w);
-  auto H = store < 0 ? out_f32(x.sizes(), x.options()) : out_buf(x.sizes(), x.options(), store == 0 ? torch::kBFloat16 : torch::kByte);
+  auto H = store < 0 ? out_f32(x.sizes(), x.options())
+                     : out_buf(x.sizes(), x.options(), store == 0 ? at::kBFloat16 : at::kByte);
   auto S = out_f32({T, pool_w ? N / 4 : N}, x.options());
   Codes cs{store == 0 ? encoder<0>(sg) : encoder<1>(sg), H.data_ptr(), store == 0 ? 2 : 1, (float)a, (float)inv};
   const Codes* codes = store < 0 ? nullptr : &cs;
   float* hp = store < 0 ? H.data_ptr<float>() : nullptr;
-  auto V = keep ? out_f32(x.sizes(), x.options()) : torch::empty({0}, x.options());
+  auto V = keep ? out_f32(x.sizes(), x.options()) : at::empty({0}, x.options());
   float* vp = keep ? V.data_ptr<float>() : nullptr;
   const float* v0p = v0.numel() ? v0.data_ptr<float>() : nullptr;
 #define FWD(K, R, D, V) fwd_impl<K, R, D, V>(x.data_ptr<float>(), beta.data_ptr<float>(), nb, hp, S.data_ptr<float>(), \
@@ -370,12 +374,12 @@ static void bwd_impl(const float* hp, const float* gp, const float* tp, const fl
 
 // H, gs: [T, N] (pooled, pool_w = W: gs [T, N / 4], the pooled spikes' gradient); gtrace: [T, N] or empty;
 // beta: [N] or [1]. Returns dL/dH [T, N] and, if learn_theta, -dL/dtheta summed over t, per element [N] (else empty)
-std::vector<torch::Tensor> backward(torch::Tensor H, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
-                                    double theta, int reset, bool detach, double vr, int sg, double a, bool learn_theta,
-                                    int64_t pool_w) {
+std::vector<at::Tensor> backward(at::Tensor H, at::Tensor gs, at::Tensor gtrace, at::Tensor beta,
+                                 double theta, int64_t reset, bool detach, double vr, int64_t sg, double a, bool learn_theta,
+                                 int64_t pool_w) {
   const int64_t T = H.size(0), N = H.size(1), nb = beta.numel();
   check_pool(N, pool_w);
-  auto gH = out_f32(H.sizes(), H.options()), gth = torch::empty({learn_theta ? N : 0}, H.options());
+  auto gH = out_f32(H.sizes(), H.options()), gth = at::empty({learn_theta ? N : 0}, H.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
 #define BWD(G, R) bwd_impl<G, R>(H.data_ptr<float>(), gs.data_ptr<float>(), tp, beta.data_ptr<float>(), nb, \
@@ -409,12 +413,12 @@ static void bwdc_impl(const void* cp, const float* gp, const float* tp, const fl
   bwd_loop<RESET>(load, gp, tp, bp, nb, op, thp, T, N, theta, detach, 0.0f, W);
 }
 
-std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs, torch::Tensor gtrace, torch::Tensor beta,
-                                            double theta, int reset, bool detach, int store, double scale, bool learn_theta,
-                                            int64_t pool_w) {
+std::vector<at::Tensor> backward_compact(at::Tensor code, at::Tensor gs, at::Tensor gtrace, at::Tensor beta,
+                                         double theta, int64_t reset, bool detach, int64_t store, double scale, bool learn_theta,
+                                         int64_t pool_w) {
   const int64_t T = code.size(0), N = code.size(1), nb = beta.numel();
   check_pool(N, pool_w);
-  auto gH = out_f32({T, N}, gs.options()), gth = torch::empty({learn_theta ? N : 0}, gs.options());
+  auto gH = out_f32({T, N}, gs.options()), gth = at::empty({learn_theta ? N : 0}, gs.options());
   const float* tp = gtrace.numel() > 0 ? gtrace.data_ptr<float>() : nullptr;
   float* thp = learn_theta ? gth.data_ptr<float>() : nullptr;
   const void* cp = code.data_ptr();
@@ -428,9 +432,9 @@ std::vector<torch::Tensor> backward_compact(torch::Tensor code, torch::Tensor gs
 }
 
 // x: float, contiguous. Bits, 8 to a byte, little-endian within the byte; empty if x is not all 0/1.
-torch::Tensor pack_binary(torch::Tensor x) {
+at::Tensor pack_binary(at::Tensor x) {
   const int64_t n = x.numel(), nb = (n + 7) / 8;
-  auto out = torch::empty({nb}, x.options().dtype(torch::kUInt8));
+  auto out = at::empty({nb}, x.options().dtype(at::kByte));
   const float* xp = x.data_ptr<float>(); uint8_t* op = out.data_ptr<uint8_t>();
   std::atomic<bool> ok(true);
   at::parallel_for(0, nb, 16384, [&](int64_t b0, int64_t b1) {
@@ -472,10 +476,10 @@ torch::Tensor pack_binary(torch::Tensor x) {
       if (!good) ok = false;
     }
   });
-  return ok ? out : torch::empty({0}, out.options());
+  return ok ? out : at::empty({0}, out.options());
 }
 
-torch::Tensor unpack(torch::Tensor packed, int64_t n) {
+at::Tensor unpack(at::Tensor packed, int64_t n) {
   auto out = out_f32({n}, packed.options());
   const uint8_t* pp = packed.data_ptr<uint8_t>(); float* op = out.data_ptr<float>();
   at::parallel_for(0, (n + 7) / 8, 16384, [&](int64_t b0, int64_t b1) {
@@ -504,7 +508,7 @@ torch::Tensor unpack(torch::Tensor packed, int64_t n) {
   return out;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
   m.def("backward_compact", &backward_compact);
@@ -562,6 +566,18 @@ def _name() -> str:
     return "snntrain_cpu_" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
+class _Ops:
+    """The kernel's operators, each opaque to ``torch.compile``: they have no fake-tensor form (a packed
+    spike map's size depends on its values), so a compiled model breaks its graph around them and calls
+    the kernel itself, as it would any C++ function."""
+
+    def __init__(self, ns: Any):
+        import torch
+
+        for name in ("forward", "backward", "backward_compact", "pack_binary", "unpack", "pool_state"):
+            setattr(self, name, torch.compiler.disable(getattr(ns, name)))
+
+
 def _cpp_extension() -> Any:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
     import torch.utils.cpp_extension
@@ -576,12 +592,16 @@ def _build_dir() -> "Path":
 
 
 def _load() -> Any:
-    """Build (if needed) and load, always with the ``ninja`` package's binary.
+    """Build (if needed) and load, always with the ``ninja`` package's binary; the kernel's functions
+    are operators of the namespace ``torch.ops.<name>`` (``TORCH_LIBRARY``: no Python headers to compile,
+    a third of the build time).
 
     torch runs whichever ``ninja`` comes first on PATH; two ninja versions discard each
     other's build log (1.11 writes log v5, 1.13 log v7) and so rebuild the kernel from
     scratch, a minute each time, whenever PATH changes between runs.
     """
+    import torch
+
     ext, path = _cpp_extension(), os.environ.get("PATH", "")
     try:
         import ninja
@@ -590,8 +610,13 @@ def _load() -> Any:
     except ImportError:  # torch then uses the system's ninja
         pass
     try:
-        return ext.load_inline(_name(), cpp_sources=_SOURCE, extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"],
-                               verbose=False)
+        src = _build_dir() / "kernel.cpp"  # not load_inline, which puts torch/extension.h (25 s) in front
+        src.parent.mkdir(parents=True, exist_ok=True)
+        if not src.exists() or src.read_text() != _SOURCE:  # rewritten, ninja would rebuild it
+            src.write_text(_SOURCE)
+        ext.load(_name(), sources=[str(src)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], is_python_module=False,
+                 verbose=False)
+        return _Ops(getattr(torch.ops, _name()))
     finally:
         os.environ["PATH"] = path
 
@@ -613,12 +638,12 @@ def _build_in_background(folder: "Path") -> None:
         proc = subprocess.Popen([sys.executable, "-m", "snntrain.kernels.cpu"], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     marker.write_text(str(proc.pid))
-    log.info(f"compiling snntrain's C++ CPU kernel in the background (once per environment, about a minute; log: "
+    log.info(f"compiling snntrain's C++ CPU kernel in the background (once per environment, about half a minute; log: "
              f"{folder / 'build.log'}); this run uses the same maths through PyTorch ops, later runs the kernel")
 
 
 def kernel(wait: bool = False) -> Any:
-    """The compiled module (``forward``, ``backward``, ...), or None: not built yet (a background build
+    """The compiled kernel's operators (``forward``, ``backward``, ...), or None: not built yet (a background build
     is started, unless ``wait``: then it builds now), cannot be built, or ``SNNTRAIN_CPU_KERNEL=0``."""
     global _KERNEL, _TRIED
     if _EAGER_ONLY:
@@ -666,7 +691,7 @@ def pinned(engine: str | None = None) -> Iterator[str]:
         else:
             if _KERNEL is None and not (_build_dir() / f"{_name()}.so").exists():
                 log.info("the run being resumed used snntrain's C++ CPU kernel: compiling it now (once per "
-                         "environment, about a minute) so the continuation computes exactly what the run computed")
+                         "environment, about half a minute) so the continuation computes exactly what the run computed")
             if kernel(wait=True) is None:
                 log.warning("the run being resumed used snntrain's C++ CPU kernel, which cannot be loaded here "
                             "(SNNTRAIN_CPU_KERNEL=0, or no compiler); it continues on the eager engine, whose "
