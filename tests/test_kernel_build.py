@@ -76,24 +76,3 @@ def test_the_name_follows_the_processor(monkeypatch):
         assert platform.machine() != "x86_64" or " sse2 " in cpu._cpu_signature()
     monkeypatch.setattr(cpu, "_cpu_signature", lambda: "another vendor\nanother model\nsse2")
     assert cpu._name() != name
-
-
-def test_torch_compile_calls_the_kernel_as_an_opaque_function():
-    """Dynamo cannot trace the kernel's operators (a packed map's size depends on its values): a compiled
-    neuron breaks its graph around them and computes what the uncompiled one does."""
-    import torch
-
-    from snntrain import build
-
-    if cpu.kernel(wait=True) is None:
-        pytest.skip("the C++ CPU kernel cannot be built here")
-    torch._dynamo.reset()
-    neuron = build("neuron", "lif", backend="fused", decay=0.8)
-    x = torch.randn(6, 4, 32, generator=torch.Generator().manual_seed(0)).requires_grad_()
-    compiled = torch.compile(neuron, backend="eager", fullgraph=False)
-    y = compiled(x)
-    y.sum().backward()
-    g, x.grad = x.grad, None
-    y_ref = neuron(x)
-    y_ref.sum().backward()
-    assert torch.equal(y, y_ref) and torch.equal(g, x.grad) and y.sum() > 0

@@ -30,8 +30,8 @@ element is 0 or 1 and packs it, 8 to a byte, in one pass (an empty tensor if it 
 binary); ``unpack(packed, n)`` is the inverse, one pass. Both use compare masks, 16 elements
 at a time with AVX-512 and 8 with AVX2, where the CPU has them.
 
-**Building** (``torch.utils.cpp_extension.load``, operators registered with ``TORCH_LIBRARY`` under
-``torch.ops.<name>``, so no Python headers are compiled; a C++ compiler is needed, the
+**Building** (``torch.utils.cpp_extension.load`` on the source alone, with ATen's and the Python
+binding's headers only; a C++ compiler is needed, the
 build is cached under a name that hashes the source, the flags, the torch it builds
 against and the processor it is built for (``-march=native``), so each environment and each
 kind of CPU has its own). The build
@@ -66,7 +66,8 @@ _SOURCE = r"""
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
+#include <torch/csrc/utils/pybind.h>
+#include <pybind11/stl.h>
 #include <cmath>
 #include <vector>
 #include <atomic>
@@ -508,7 +509,7 @@ at::Tensor unpack(at::Tensor packed, int64_t n) {
   return out;
 }
 
-TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
   m.def("backward_compact", &backward_compact);
@@ -566,18 +567,6 @@ def _name() -> str:
     return "snntrain_cpu_" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-class _Ops:
-    """The kernel's operators, each opaque to ``torch.compile``: they have no fake-tensor form (a packed
-    spike map's size depends on its values), so a compiled model breaks its graph around them and calls
-    the kernel itself, as it would any C++ function."""
-
-    def __init__(self, ns: Any):
-        import torch
-
-        for name in ("forward", "backward", "backward_compact", "pack_binary", "unpack", "pool_state"):
-            setattr(self, name, torch.compiler.disable(getattr(ns, name)))
-
-
 def _cpp_extension() -> Any:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU machines
     import torch.utils.cpp_extension
@@ -592,16 +581,12 @@ def _build_dir() -> "Path":
 
 
 def _load() -> Any:
-    """Build (if needed) and load, always with the ``ninja`` package's binary; the kernel's functions
-    are operators of the namespace ``torch.ops.<name>`` (``TORCH_LIBRARY``: no Python headers to compile,
-    a third of the build time).
+    """Build (if needed) and load, always with the ``ninja`` package's binary.
 
     torch runs whichever ``ninja`` comes first on PATH; two ninja versions discard each
     other's build log (1.11 writes log v5, 1.13 log v7) and so rebuild the kernel from
     scratch, a minute each time, whenever PATH changes between runs.
     """
-    import torch
-
     ext, path = _cpp_extension(), os.environ.get("PATH", "")
     try:
         import ninja
@@ -610,13 +595,12 @@ def _load() -> Any:
     except ImportError:  # torch then uses the system's ninja
         pass
     try:
-        src = _build_dir() / "kernel.cpp"  # not load_inline, which puts torch/extension.h (25 s) in front
+        # not load_inline, which puts torch/extension.h in front: the whole C++ API, 25 s of the build
+        src = _build_dir() / "kernel.cpp"
         src.parent.mkdir(parents=True, exist_ok=True)
         if not src.exists() or src.read_text() != _SOURCE:  # rewritten, ninja would rebuild it
             src.write_text(_SOURCE)
-        ext.load(_name(), sources=[str(src)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], is_python_module=False,
-                 verbose=False)
-        return _Ops(getattr(torch.ops, _name()))
+        return ext.load(_name(), sources=[str(src)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         os.environ["PATH"] = path
 
@@ -643,7 +627,7 @@ def _build_in_background(folder: "Path") -> None:
 
 
 def kernel(wait: bool = False) -> Any:
-    """The compiled kernel's operators (``forward``, ``backward``, ...), or None: not built yet (a background build
+    """The compiled module (``forward``, ``backward``, ...), or None: not built yet (a background build
     is started, unless ``wait``: then it builds now), cannot be built, or ``SNNTRAIN_CPU_KERNEL=0``."""
     global _KERNEL, _TRIED
     if _EAGER_ONLY:
