@@ -1,8 +1,19 @@
 """Shared helpers: compose configs exactly as the command line does."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from hydra import compose, initialize_config_module
+
+
+def pytest_configure(config):
+    """Parallel workers share the cores: each worker, and every process a test starts, gets its share of
+    threads (torch's default, one per core in every process, puts several busy-waiting OpenMP teams on
+    the same cores and makes the suite nearly twice as slow). An OMP_NUM_THREADS already set is kept."""
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
 def pytest_sessionstart(session):

@@ -86,9 +86,9 @@ def uninterrupted(tmp_path_factory):
 
 def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(uninterrupted, tmp_path):
     rng = random.Random(20261123)
-    # 3 checkpoints early in an epoch: a fast machine trains a few steps between the checkpoint appearing and
+    # 2 checkpoints early in an epoch: a fast machine trains a few steps between the checkpoint appearing and
     # the kill, and one close to an epoch's end would often be killed in the (long) epoch-end evaluation
-    targets = sorted(rng.sample([s for s in range(2, STEPS - 2, 2) if s % 12 in (2, 4, 6)], 3))
+    targets = sorted(rng.sample([s for s in range(2, STEPS - 2, 2) if s % 12 in (2, 4, 6)], 2))
     mid_epoch = 0
     for i, target in enumerate(targets):
         cut, resumed = tmp_path / f"cut{i}", tmp_path / f"resumed{i}"
@@ -105,7 +105,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(uninterrupted, t
         assert_only_the_rest(trace, position)
         assert_same_state(uninterrupted, _final(resumed))
         assert (resumed / "checkpoints" / "best.pt").is_file()
-    assert mid_epoch >= 2
+    assert mid_epoch >= 1
 
 
 def test_sigterm_saves_the_exact_step_exits_143_and_resumes_bitwise(uninterrupted, tmp_path):
