@@ -76,7 +76,29 @@ def open_neuromorphic_cpu_small() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"train_step_cpu": train_step_cpu, "train_step_cpu_avx512": lambda: train_step_cpu("train_step_cpu_avx512.json"),
+def grad_storage() -> str:
+    r, steps = _load("grad_storage.json"), _load("train_step_cpu.json")
+    res = {w["workload"]: w["cases"] for w in steps["results"]}
+    seeds = "/".join(str(s) for s in r["digits"]["seeds"])
+    mnist = r["mnist"]
+    lines = [f"`python benchmarks/grad_storage.py <mnist root>` ({_machine(r['machine'])}): test accuracy of "
+             f"`snntrain neuron.grad_storage=...` on the default digits run (seeds {seeds})"
+             + (f" and on real MNIST (`{' '.join(mnist['args'])}`)" if mnist else "")
+             + "; time and bytes saved for backward from the `train_step.py` run below, as multiples of the ANN limit:",
+             "", f"| `grad_storage` | A time, saved | B time, saved | C time, saved | digits acc, seeds {seeds} |"
+             + (" MNIST acc |" if mnist else ""), "|---|---|---|---|---|" + ("---|" if mnist else "")]
+    for st in ("exact", "bf16", "int8"):
+        case = "snntrain-fused" if st == "exact" else f"snntrain-fused-{st}"
+        cells = [f"{res[w][case]['x_limit']:.2f}x, {res[w][case]['saved_MB']:.1f} MB ({res[w][case]['saved_x_limit']:.2f}x)"
+                 for w in "ABC"]
+        cells.append(" / ".join(f"{x['test_acc']:.4f}" for x in r["digits"]["runs"][st]))
+        if mnist:
+            cells.append(f"{mnist['runs'][st]['test_acc']:.4f}")
+        lines.append(f"| `{st}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {"train_step_cpu": train_step_cpu, "grad_storage": grad_storage, "train_step_cpu_avx512": lambda: train_step_cpu("train_step_cpu_avx512.json"),
           "end_to_end": end_to_end,
           "open_neuromorphic_cpu_small": open_neuromorphic_cpu_small}
 
