@@ -278,7 +278,9 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
           h_out[i] = h; s_out[i] = pick(s, 1.0f, 0.0f);
           float nv;
           if constexpr (RESET == 0) nv = pick(s, z, h);
-          else if constexpr (RESET == 1) nv = s ? vr : h;
+          else if constexpr (RESET == 1) {  // GCC vectorises each form in one case only (measured)
+            if constexpr (VR) nv = s ? vr : h; else nv = pick(s, vr, h);
+          }
           else nv = h;
           v[i] = nv;
         }
