@@ -16,9 +16,11 @@ Sections, in order, each a subprocess with its own time limit cut to what the bu
 3. ``open_neuromorphic``: the Open Neuromorphic framework benchmark's case at its published size
    (``benchmarks/open_neuromorphic.py``, when present);
 4. ``train_step``: workloads A/B/C of ``benchmarks/train_step.py``;
-5. ``precision``: one short run each in fp32, ``16-mixed``, ``bf16-mixed`` and with
+5. ``cpu_bf16``: workload B on the host's CPU under bf16 autocast against the fp32 ANN limit
+   (``trainer.precision=bf16-mixed`` on a CPU), where that CPU has bf16 units (AVX512-BF16 or AMX);
+6. ``precision``: one short run each in fp32, ``16-mixed``, ``bf16-mixed`` and with
    ``trainer.compile=true``: test accuracy and training time;
-6. ``plif_mnist``: ``experiment=plif_cnn_mnist`` on the real MNIST files for what is left of
+7. ``plif_mnist``: ``experiment=plif_cnn_mnist`` on the real MNIST files for what is left of
    the budget (stopped with SIGTERM at the deadline; the finished epochs' test accuracy and
    samples/s are recorded).
 
@@ -44,9 +46,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("tests", "lif_kernels", "open_neuromorphic", "train_step", "precision", "plif_mnist")
+SECTIONS = ("tests", "lif_kernels", "open_neuromorphic", "train_step", "cpu_bf16", "precision", "plif_mnist")
 # Each section's share: seconds it may take at most on the GPU (the PLIF run takes what is left).
-CAPS = {"tests": 170, "lif_kernels": 75, "open_neuromorphic": 45, "train_step": 75, "precision": 110, "plif_mnist": 10**6}
+CAPS = {"tests": 170, "lif_kernels": 75, "open_neuromorphic": 45, "train_step": 75, "cpu_bf16": 45, "precision": 110, "plif_mnist": 10**6}
 MIN_PLIF_S = 45
 
 
@@ -156,6 +158,16 @@ class Check:
         name = f"train_step_{self.device}{'_partial' if self.dry else ''}.json"
         return self.benchmark("train_step", [sys.executable, "benchmarks/train_step.py", *args], name, limit)
 
+    def cpu_bf16(self, limit: float) -> dict:
+        from machine import describe
+
+        if not has_bf16_cpu():
+            return {"skipped": f"this CPU has no bf16 units ({describe()})"}
+        args = ["--device", "cpu", "--threads", "2", "--workloads", "B", "--rounds", "3", "--no-peak",
+                "--cases", "snntrain-fused,ann@bf16,snntrain-fused@bf16"]
+        return {**self.benchmark("cpu_bf16", [sys.executable, "benchmarks/train_step.py", *args],
+                                 "train_step_cpu_partial.json", limit), "cpu": describe()}
+
     def benchmark(self, name: str, cmd: list[str], results_name: str, limit: float) -> dict:
         """A benchmark script that writes ``benchmarks/results/<results_name>``: run it, copy its results out.
 
@@ -259,6 +271,14 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def has_bf16_cpu() -> bool:
+    """Whether this machine's CPU computes bf16 in hardware (:func:`machine.has_bf16_units`)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from machine import has_bf16_units
+
+    return has_bf16_units()
+
+
 def _load(path: Path, copy_to: Path) -> dict:
     if not path.exists():
         return {}
@@ -315,11 +335,14 @@ def table(result: dict) -> str:
             mem = r.get("peak_mb", r.get("saved_mb"))
             v = f"{r['ms']:8.3f} ms {mem:8.1f} MB" if "ms" in r else f"-- {r['error'][:70]}"
             lines.append(f"  {r['case']:<16}{r['dtype']:<5}T={r['T']:<3} {v}")
-    for name in ("open_neuromorphic", "train_step"):
+    for name in ("open_neuromorphic", "train_step", "cpu_bf16"):
         sec = s.get(name, {})
         if sec:
             lines.append(f"{name}: " + (sec.get("skipped") or sec.get("error") or
                                         f"rc {sec.get('rc')} in {sec.get('wall_s')} s, see {sec.get('json')}"))
+    for w in s.get("cpu_bf16", {}).get("data", {}).get("results", []):
+        lines += [f"  cpu {w['workload']} {case:<22}{c['ms']:9.1f} ms {c['x_limit']:.2f}x the fp32 ANN limit"
+                  for case, c in w["cases"].items()]
     for name, r in s.get("precision", {}).items():
         if isinstance(r, dict):
             lines.append(f"precision {name:<11} acc {r.get('test_acc')}  train {r.get('train_time_s')} s  rc {r.get('rc')}"

@@ -51,9 +51,21 @@ def test_cpu_dry_run_runs_every_section(tmp_path):
     assert all(x["spikes_match"] for x in rows if "spikes_match" in x)  # the same neuron fires the same spikes
     assert s["train_step"]["rc"] == 0 and s["train_step"]["data"]["results"]
     assert s["open_neuromorphic"]["rc"] == 0 and s["open_neuromorphic"]["data"]["steps"] == 20
+    bf16 = s["cpu_bf16"]
+    if gpu_check.has_bf16_cpu():  # workload B under bf16 autocast, with the fp32 ANN limit beside it
+        assert bf16["rc"] == 0 and {"ann", "ann@bf16", "snntrain-fused@bf16"} <= set(bf16["data"]["results"][0]["cases"])
+    else:
+        assert "no bf16 units" in bf16["skipped"]
     for name in ("fp32", "bf16-mixed"):
         assert s["precision"][name]["rc"] == 0 and 0 <= s["precision"][name]["test_acc"] <= 1
     if s["plif_mnist"].get("skipped") is None:  # the real MNIST files are beside the checkout
         assert s["plif_mnist"]["status"] == "finished" and s["plif_mnist"]["history"][0]["test_acc"] is not None
     assert "gpu_check (cpu-dry-run)" in gpu_check.table(r)
     assert {p.name: p.read_bytes() for p in results.glob("*.json")} == before  # the repository's results untouched
+
+
+def test_the_table_shows_the_cpu_bf16_ratios():
+    cases = {"ann": {"ms": 400.0, "x_limit": 1.0}, "snntrain-fused@bf16": {"ms": 260.0, "x_limit": 0.65}}
+    r = {"mode": "gpu", "env": {"torch": "x"}, "sections": {"cpu_bf16": {"data": {"results": [{"workload": "B", "cases": cases}]}}}}
+    text = gpu_check.table(r)
+    assert "cpu B snntrain-fused@bf16" in text and "260.0 ms 0.65x the fp32 ANN limit" in text
