@@ -31,7 +31,7 @@ binary); ``unpack(packed, n)`` is the inverse, one pass. Both use compare masks,
 at a time with AVX-512 and 8 with AVX2, where the CPU has them.
 
 **Building** (``torch.utils.cpp_extension.load`` on the source alone, with ATen's and the Python
-binding's headers only; a C++ compiler is needed, the
+binding's headers only, its forward and backward halves compiled in parallel; a C++ compiler is needed, the
 build is cached under a name that hashes the source, the flags, the torch it builds
 against and the processor it is built for (``-march=native``), so each environment and each
 kind of CPU has its own). The build
@@ -66,8 +66,10 @@ _SOURCE = r"""
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
+#if PART == 1
 #include <torch/csrc/utils/pybind.h>
 #include <pybind11/stl.h>
+#endif
 #include <cmath>
 #include <vector>
 #include <atomic>
@@ -83,6 +85,9 @@ _SOURCE = r"""
 // so each new one is faulted in again page by page, which costs more than the kernel's own pass. A pooled
 // buffer is reused only when nothing else holds its storage; at most POOL_IDLE of them wait unused (the
 // oldest are released first).
+at::Tensor out_buf(at::IntArrayRef sizes, const at::TensorOptions& like, at::ScalarType dtype);
+
+#if PART == 1
 static std::mutex g_pool_mu;
 static std::vector<at::Tensor> g_pool;  // least recently handed out first
 constexpr size_t POOL_MIN_BYTES = size_t(4) << 20;
@@ -90,7 +95,7 @@ constexpr int POOL_IDLE = 8;
 
 static bool idle(const at::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
 
-static at::Tensor out_buf(at::IntArrayRef sizes, const at::TensorOptions& like, at::ScalarType dtype) {
+at::Tensor out_buf(at::IntArrayRef sizes, const at::TensorOptions& like, at::ScalarType dtype) {
   auto opt = like.dtype(dtype);
   int64_t n = 1;
   for (auto s : sizes) n *= s;
@@ -113,11 +118,13 @@ static at::Tensor out_buf(at::IntArrayRef sizes, const at::TensorOptions& like, 
   g_pool.push_back(t);
   return t.view(sizes);
 }
+#endif
 
 static at::Tensor out_f32(at::IntArrayRef sizes, const at::TensorOptions& like) {
   return out_buf(sizes, like, at::kFloat);
 }
 
+#if PART == 1
 // The number of pooled buffers, how many of them are idle, and the pool's two limits (for tests).
 std::vector<int64_t> pool_state() {
   std::lock_guard<std::mutex> lock(g_pool_mu);
@@ -125,6 +132,7 @@ std::vector<int64_t> pool_state() {
   for (const auto& t : g_pool) n_idle += idle(t);
   return {(int64_t)g_pool.size(), n_idle, (int64_t)POOL_MIN_BYTES, POOL_IDLE};
 }
+#endif
 
 // c ? a : b as a bit mask, both sides computed. GCC turns a plain `?:` in these loops, and a select of a value
 // computed only for it, into control flow (a conditional add or subtract, a guarded division) and then leaves the
@@ -210,6 +218,14 @@ static const float* unpool2x2(const float* g, int64_t n, int64_t W, float* out) 
   return out;
 }
 
+static void check_pool(int64_t N, int64_t W) {
+  TORCH_CHECK(W == 0 || (W % 2 == 0 && 2 * W <= TILE && N % (2 * W) == 0), "a fused 2x2 pool needs an even width W ",
+              "with 2W <= ", TILE, " and whole pairs of rows, got W = ", W, " for ", N, " elements per step");
+}
+
+// ---- part 1: bit packing, the buffer pool and the Python module; part 2: the neurons' forward and backward
+// (the two files are compiled in parallel; the Python headers alone take as long as part 2)
+#if PART == 2
 // Compact storage (grad_storage bf16 / int8, see snntrain.backends.codes): per element and step one code holding
 // the surrogate derivative d = g'(z), z = H - theta, and the spike s = [z >= 0]. STORE 0: bf16 bits, sign bit = s,
 // magnitude = d rounded to nearest even (d is finite and >= 0); STORE 1: uint8, top bit = s, low 7 bits =
@@ -292,11 +308,6 @@ static void fwd_impl(const float* xp, const float* bp, int64_t nb, float* hp, fl
   });
 }
 
-static void check_pool(int64_t N, int64_t W) {
-  TORCH_CHECK(W == 0 || (W % 2 == 0 && 2 * W <= TILE && N % (2 * W) == 0), "a fused 2x2 pool needs an even width W ",
-              "with 2W <= ", TILE, " and whole pairs of rows, got W = ", W, " for ", N, " elements per step");
-}
-
 // x: [T, N]; beta: [N] or [1]; v0: [N] (the initial membrane) or empty (rest); pool_w: 0, or W: the elements are
 // maps with rows of width W (an even number of rows each) and the spikes leave through a 2x2 average pool.
 // store: -1 (exact: H), 0 bf16 or 1 int8 codes (surrogate sg with parameter a, inv = 127 / gmax; see Codes).
@@ -328,6 +339,7 @@ std::vector<at::Tensor> forward(at::Tensor x, at::Tensor beta, int64_t kind, boo
 #undef FWD
   return {H, S, V};
 }
+
 
 // The reverse loop. LOAD(o + i, d, s, h) reads the derivative g'(z), the spike and (exact storage) H of one element.
 template <int RESET, typename Load>
@@ -434,6 +446,9 @@ std::vector<at::Tensor> backward_compact(at::Tensor code, at::Tensor gs, at::Ten
   return {gH, gth};
 }
 
+#endif
+
+#if PART == 1
 // x: float, contiguous. Bits, 8 to a byte, little-endian within the byte; empty if x is not all 0/1.
 at::Tensor pack_binary(at::Tensor x) {
   const int64_t n = x.numel(), nb = (n + 7) / 8;
@@ -511,6 +526,17 @@ at::Tensor unpack(at::Tensor packed, int64_t n) {
   return out;
 }
 
+// in part 2
+std::vector<at::Tensor> forward(at::Tensor x, at::Tensor beta, int64_t kind, bool decay_input, double q, double theta,
+                                int64_t reset, double vr, bool keep, at::Tensor v0, int64_t pool_w, int64_t store,
+                                int64_t sg, double a, double inv);
+std::vector<at::Tensor> backward(at::Tensor H, at::Tensor gs, at::Tensor gtrace, at::Tensor beta, double theta,
+                                 int64_t reset, bool detach, double vr, int64_t sg, double a, bool learn_theta,
+                                 int64_t pool_w);
+std::vector<at::Tensor> backward_compact(at::Tensor code, at::Tensor gs, at::Tensor gtrace, at::Tensor beta,
+                                         double theta, int64_t reset, bool detach, int64_t store, double scale,
+                                         bool learn_theta, int64_t pool_w);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
@@ -519,6 +545,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("unpack", &unpack);
   m.def("pool_state", &pool_state);
 }
+#endif
 """
 
 _KERNEL: Any = None
@@ -597,12 +624,17 @@ def _load() -> Any:
     except ImportError:  # torch then uses the system's ninja
         pass
     try:
-        # not load_inline, which puts torch/extension.h in front: the whole C++ API, 25 s of the build
-        src = _build_dir() / "kernel.cpp"
-        src.parent.mkdir(parents=True, exist_ok=True)
-        if not src.exists() or src.read_text() != _SOURCE:  # rewritten, ninja would rebuild it
-            src.write_text(_SOURCE)
-        return ext.load(_name(), sources=[str(src)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
+        # not load_inline, which puts torch/extension.h in front (the whole C++ API, 25 s of the build); the
+        # source's two parts are two files, compiled in parallel
+        folder = _build_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        sources = []
+        for part in (1, 2):
+            src, text = folder / f"kernel_{part}.cpp", f"#define PART {part}\n{_SOURCE}"
+            if not src.exists() or src.read_text() != text:  # rewritten, ninja would rebuild it
+                src.write_text(text)
+            sources.append(str(src))
+        return ext.load(_name(), sources=sources, extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         os.environ["PATH"] = path
 
