@@ -153,12 +153,10 @@ def test_available_memory_is_the_free_ram():
 
 
 MEASURE = Path(__file__).with_name("budget_measure.py")
-PEAKS = [
+PEAKS = [  # an MLP at two T (the estimate's growth with T), a VGG and a ResNet
     ["model.hidden=[1024,1024]", "trainer.batch_size=256", "T=8"],
     ["model.hidden=[1024,1024]", "trainer.batch_size=256", "T=16"],
-    ["model=vgg", "model.plan=[64,M,128,M]", "trainer.batch_size=128", "T=4"],
     ["model=vgg", "model.plan=[64,M,128,M]", "trainer.batch_size=128", "T=8"],
-    ["model=resnet19", "model.width=0.5", "trainer.batch_size=16", "T=2"],
     ["model=resnet19", "model.width=0.5", "trainer.batch_size=16", "T=4"],
 ]
 
