@@ -614,7 +614,7 @@ def _load() -> Any:
 
     torch runs whichever ``ninja`` comes first on PATH; two ninja versions discard each
     other's build log (1.11 writes log v5, 1.13 log v7) and so rebuild the kernel from
-    scratch, a minute each time, whenever PATH changes between runs.
+    scratch, half a minute each time, whenever PATH changes between runs.
     """
     ext, path = _cpp_extension(), os.environ.get("PATH", "")
     try:
