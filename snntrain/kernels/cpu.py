@@ -632,7 +632,9 @@ def _load() -> Any:
         for part in (1, 2):
             src, text = folder / f"kernel_{part}.cpp", f"#define PART {part}\n{_SOURCE}"
             if not src.exists() or src.read_text() != text:  # rewritten, ninja would rebuild it
-                src.write_text(text)
+                tmp = src.with_name(f"{src.name}.{os.getpid()}")  # whole or not at all: another build may read it
+                tmp.write_text(text)
+                os.replace(tmp, src)
             sources.append(str(src))
         return ext.load(_name(), sources=sources, extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
     finally:
