@@ -45,10 +45,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, has_bf16_units
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("tests", "lif_kernels", "open_neuromorphic", "train_step", "cpu_bf16", "precision", "plif_mnist")
 # Each section's share: seconds it may take at most on the GPU (the PLIF run takes what is left).
-CAPS = {"tests": 170, "lif_kernels": 75, "open_neuromorphic": 45, "train_step": 75, "cpu_bf16": 45, "precision": 110, "plif_mnist": 10**6}
+CAPS = {"tests": 170, "lif_kernels": 75, "open_neuromorphic": 45, "train_step": 75, "cpu_bf16": 45, "precision": 110,
+        "plif_mnist": 10**6}
 MIN_PLIF_S = 45
 
 
@@ -159,9 +162,7 @@ class Check:
         return self.benchmark("train_step", [sys.executable, "benchmarks/train_step.py", *args], name, limit)
 
     def cpu_bf16(self, limit: float) -> dict:
-        from machine import describe
-
-        if not has_bf16_cpu():
+        if not has_bf16_units():
             return {"skipped": f"this CPU has no bf16 units ({describe()})"}
         args = ["--device", "cpu", "--threads", "2", "--workloads", "B", "--rounds", "3", "--no-peak",
                 "--cases", "snntrain-fused,ann@bf16,snntrain-fused@bf16"]
@@ -269,14 +270,6 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def has_bf16_cpu() -> bool:
-    """Whether this machine's CPU computes bf16 in hardware (:func:`machine.has_bf16_units`)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from machine import has_bf16_units
-
-    return has_bf16_units()
 
 
 def _load(path: Path, copy_to: Path) -> dict:

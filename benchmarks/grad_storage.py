@@ -35,7 +35,8 @@ def run(args: list[str], out: Path, threads: int) -> dict:
     """One ``snntrain`` run; its test accuracy and training speed."""
     cmd = [sys.executable, "-m", "snntrain", *args, "device=cpu", "trainer.progress=false",
            "trainer.log_images_every=null", f"hydra.run.dir={out}"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, check=False)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if r.returncode != 0:
         raise SystemExit(f"grad_storage: {' '.join(args)} failed:\n{r.stderr[-2000:]}")
     m = json.loads((out / "metrics.json").read_text())

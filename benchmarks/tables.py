@@ -98,7 +98,8 @@ def grad_storage() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"train_step_cpu": train_step_cpu, "grad_storage": grad_storage, "train_step_cpu_avx512": lambda: train_step_cpu("train_step_cpu_avx512.json"),
+TABLES = {"train_step_cpu": train_step_cpu, "grad_storage": grad_storage,
+          "train_step_cpu_avx512": lambda: train_step_cpu("train_step_cpu_avx512.json"),
           "end_to_end": end_to_end,
           "open_neuromorphic_cpu_small": open_neuromorphic_cpu_small}
 

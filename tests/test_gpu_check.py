@@ -52,7 +52,7 @@ def test_cpu_dry_run_runs_every_section(tmp_path):
     assert s["train_step"]["rc"] == 0 and s["train_step"]["data"]["results"]
     assert s["open_neuromorphic"]["rc"] == 0 and s["open_neuromorphic"]["data"]["steps"] == 20
     bf16 = s["cpu_bf16"]
-    if gpu_check.has_bf16_cpu():  # workload B under bf16 autocast, with the fp32 ANN limit beside it
+    if gpu_check.has_bf16_units():  # workload B under bf16 autocast, with the fp32 ANN limit beside it
         assert bf16["rc"] == 0 and {"ann", "ann@bf16", "snntrain-fused@bf16"} <= set(bf16["data"]["results"][0]["cases"])
     else:
         assert "no bf16 units" in bf16["skipped"]

@@ -340,7 +340,6 @@ std::vector<at::Tensor> forward(at::Tensor x, at::Tensor beta, int64_t kind, boo
   return {H, S, V};
 }
 
-
 // The reverse loop. LOAD(o + i, d, s, h) reads the derivative g'(z), the spike and (exact storage) H of one element.
 template <int RESET, typename Load>
 static void bwd_loop(Load load, const float* gp, const float* tp, const float* bp, int64_t nb, float* op, float* thp,
